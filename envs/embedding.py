@@ -1,0 +1,51 @@
+"""Synthetic embeddings with controlled structure, built from unit vectors.
+
+Every synthetic item is a normalised mix of unit "components": a fact is ``key + value + fact
+direction + noise``, its query is ``key + query direction + noise``, a distractor is noise. So an
+update of a fact is similar to the fact it replaces (shared key), a query is similar to the fact it
+asks about, and distractors are dissimilar to everything. Per-episode components (keys, values,
+topics) come from the episode's random generator; the two global directions are fixed for a given
+dimension, the way "personal facts" occupy a stable region of a real sentence-embedding space.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    """Normalise along the last axis (rows of zeros stay zero)."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def random_units(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    return unit(rng.standard_normal((n, dim)))
+
+
+def fixed_direction(name: str, dim: int) -> np.ndarray:
+    """A unit vector that depends only on ``name`` and ``dim`` (same in every episode)."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()) + dim)
+    return random_units(rng, 1, dim)[0]
+
+
+class DistractorSource:
+    """Unit-norm distractor embeddings drawn in blocks, so a million-item stream costs one vector
+    per item on average and a fixed block of memory."""
+
+    def __init__(self, rng: np.random.Generator, dim: int, block: int = 256):
+        self._rng = rng
+        self._dim = dim
+        self._block = block
+        self._buffer = np.empty((0, dim), np.float32)
+        self._next = 0
+
+    def draw(self) -> np.ndarray:
+        if self._next == len(self._buffer):
+            self._buffer = random_units(self._rng, self._block, self._dim)
+            self._next = 0
+        row = self._buffer[self._next]
+        self._next += 1
+        return row

@@ -1,0 +1,201 @@
+"""The hidden generator of a streaming task: which fact is mentioned when, which queries come when.
+
+A stream talks about `F` facts. Each fact is introduced once, then mentioned again by two
+independent processes: *updates* (a new value: the old one becomes stale) and *restatements* (the
+same value again). Every other non-query position is a distractor. Only the next event of each
+process is scheduled at any time, so memory is `O(F + Q)` whatever the stream length, and when a
+version is written we already know when it expires (the time of the fact's next update). That is
+what lets `next_use` answer exactly, in `O(log Q)`, the question an oracle asks: when will this
+slot's content next be needed?
+
+Queries are fixed at reset: `Q` positions, each asking about one fact, answered by the current
+version of that fact's *answer fact* (itself, or for multi-hop the fact its bridge points at).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from .config import QuerySchedule, StreamConfig
+from .embedding import DistractorSource, fixed_direction, random_units, unit
+
+NEVER = np.iinfo(np.int64).max
+
+# Weights of the components an embedding is mixed from (see embedding.py).
+W_KEY, W_VALUE, W_FACT, W_QUERY, W_TOPIC = 1.0, 0.7, 0.6, 0.7, 0.8
+
+
+class ItemKind(IntEnum):
+    DISTRACTOR = 0
+    FACT = 1
+    QUERY = 2
+
+
+class Event(IntEnum):
+    INTRO = 0
+    UPDATE = 1
+    RESTATE = 2
+
+
+@dataclass
+class TaskStructure:
+    """What a task decides about its facts at reset (arrays of length F)."""
+
+    queryable: np.ndarray  # bool: may be asked about
+    answer_of: np.ndarray  # int: the fact whose current version answers a query about this one
+    link_of: np.ndarray  # int: fact whose key is this fact's value (-1: an ordinary value)
+    topic_of: np.ndarray  # int: topic id (-1: none)
+    num_topics: int = 0
+    updatable: np.ndarray | None = None  # bool: may receive updates (default: all)
+
+
+class FactStream:
+    """Generates one episode item by item. All randomness comes from the generator passed in."""
+
+    def __init__(self, cfg: StreamConfig, rng: np.random.Generator, task: TaskStructure):
+        self.cfg = cfg
+        self.rng = rng
+        self.task = task
+        F, D, L, Q = cfg.num_facts, cfg.dim, cfg.length, cfg.num_queries
+        self.distractors = DistractorSource(np.random.default_rng(rng.integers(2**63)), D)
+        self.fact_dir = fixed_direction("fact", D)
+        self.query_dir = fixed_direction("query", D)
+
+        shared = random_units(rng, 1, D)[0]
+        own = random_units(rng, F, D)
+        ks = cfg.key_similarity
+        self.keys = unit(ks * shared + np.sqrt(1.0 - ks * ks) * own)
+        self.values = random_units(rng, F, D)
+        linked = task.link_of >= 0
+        self.values[linked] = self.keys[task.link_of[linked]]
+        self.topics = random_units(rng, max(task.num_topics, 1), D)
+        self.version = np.full(F, -1, np.int64)
+        self.next_update = np.full(F, NEVER, np.int64)
+
+        # Mean gap between mentions of one fact, so that mentions fill (1 - distractor_rate) of
+        # the non-query positions.
+        gap = F / (1.0 - cfg.distractor_rate)
+        updatable = task.updatable if task.updatable is not None else np.ones(F, bool)
+        ur = np.where(updatable, cfg.update_rate, 0.0)
+        self._update_p = np.where(ur > 0, np.minimum(1.0, ur / gap), 0.0)
+        self._restate_p = np.where(ur < 1, np.minimum(1.0, (1.0 - ur) / gap), 0.0)
+
+        self.fact_end = L - Q if cfg.query_schedule is QuerySchedule.END else L
+        span = min(self.fact_end, max(2 * F, int(np.ceil(gap))))
+        intro = np.sort(rng.choice(span, size=F, replace=False))
+        intro_of = rng.permutation(F)  # which fact each intro time belongs to
+        intro_time = np.empty(F, np.int64)
+        intro_time[intro_of] = intro
+        self._schedule_queries(intro_time)
+
+        self._pending: dict[int, tuple[int, Event]] = {
+            int(intro_time[f]): (int(f), Event.INTRO) for f in range(F)
+        }
+        self._next_fact_time = min(self._pending)
+
+    # ---- queries -------------------------------------------------------------------------------
+
+    def _schedule_queries(self, intro_time: np.ndarray) -> None:
+        cfg, task, rng = self.cfg, self.task, self.rng
+        L, Q = cfg.length, cfg.num_queries
+        ready = np.maximum(intro_time, intro_time[task.answer_of])
+        candidates = np.flatnonzero(task.queryable)
+        if cfg.query_schedule is QuerySchedule.END:
+            positions = np.arange(L - Q, L, dtype=np.int64)
+        else:
+            taken = set(intro_time.tolist())
+            start = int(ready[candidates].min()) + 1
+            positions = np.linspace(start, L - 1, Q).round().astype(np.int64)
+            for i in range(Q):  # keep positions distinct, ordered and clear of the intros
+                p = max(int(positions[i]), int(positions[i - 1]) + 1 if i else 0)
+                while p in taken:
+                    p += 1
+                positions[i] = p
+            if positions[-1] >= L:
+                raise ValueError("stream too short for an interleaved schedule; raise `length`")
+        # Cycle through a random order of the askable facts, so each is asked about equally often.
+        order = list(rng.permutation(candidates))
+        asked = np.empty(Q, np.int64)
+        for i, p in enumerate(positions):
+            j = next((j for j, f in enumerate(order) if ready[f] < p), None)
+            if j is None:
+                raise ValueError("no fact is introduced before a query; raise `length`")
+            asked[i] = order.pop(j)
+            if not order:
+                order = list(rng.permutation(candidates))
+        self.query_positions = positions
+        self.query_facts = asked
+        self.query_answers = task.answer_of[asked]
+        self._query_set = set(positions.tolist())
+        self._next_query = 0
+        # For each fact, the sorted positions of the queries that need its current version.
+        self._needed_at = [[] for _ in range(cfg.num_facts)]
+        for p, f, a in zip(positions, asked, self.query_answers):
+            self._needed_at[f].append(int(p))
+            if a != f:
+                self._needed_at[a].append(int(p))
+        self._needed_at = [np.array(sorted(set(x)), np.int64) for x in self._needed_at]
+
+    # ---- generation ----------------------------------------------------------------------------
+
+    def item(self, t: int):
+        """`(kind, embedding, fact, version)` of the item at position `t` (called once per t)."""
+        q = self._next_query
+        if q < len(self.query_positions) and self.query_positions[q] == t:
+            self._next_query += 1
+            f = int(self.query_facts[q])
+            return ItemKind.QUERY, self._query_embedding(f), f, -1
+        if t == self._next_fact_time:
+            f, event = self._pending.pop(t)
+            if event is not Event.RESTATE:
+                self.version[f] += 1
+                if event is Event.UPDATE and self.task.link_of[f] < 0:
+                    self.values[f] = random_units(self.rng, 1, self.cfg.dim)[0]
+                self.next_update[f] = self._schedule(f, t, Event.UPDATE, self._update_p[f])
+            if event is not Event.UPDATE:
+                self._schedule(f, t, Event.RESTATE, self._restate_p[f])
+            self._next_fact_time = min(self._pending) if self._pending else NEVER
+            return ItemKind.FACT, self._fact_embedding(f), f, int(self.version[f])
+        return ItemKind.DISTRACTOR, self.distractors.draw(), -1, -1
+
+    def _schedule(self, f: int, t: int, event: Event, p: float) -> int:
+        if p <= 0.0:
+            return NEVER
+        nt = t + int(self.rng.geometric(p))
+        while nt in self._pending or nt in self._query_set:
+            nt += 1
+        if nt >= self.fact_end:
+            return NEVER
+        self._pending[nt] = (f, event)
+        return nt
+
+    def _noise(self) -> np.ndarray:
+        d = self.cfg.dim
+        return self.rng.standard_normal(d) * (self.cfg.noise / np.sqrt(d))
+
+    def _topic(self, f: int) -> np.ndarray:
+        topic = self.task.topic_of[f]
+        return W_TOPIC * self.topics[topic] if topic >= 0 else 0.0
+
+    def _fact_embedding(self, f: int) -> np.ndarray:
+        v = W_KEY * self.keys[f] + W_VALUE * self.values[f] + W_FACT * self.fact_dir
+        return unit(v + self._topic(f) + self._noise())
+
+    def _query_embedding(self, f: int) -> np.ndarray:
+        v = W_KEY * self.keys[f] + W_QUERY * self.query_dir
+        return unit(v + self._topic(f) + self._noise())
+
+    # ---- the future, for oracles ---------------------------------------------------------------
+
+    def next_use(self, fact: int, version: int, t: int) -> int:
+        """First position >= t of a query that needs this version of this fact, or NEVER."""
+        if fact < 0 or version != self.version[fact]:
+            return NEVER
+        needed = self._needed_at[fact]
+        i = int(np.searchsorted(needed, t))
+        if i < len(needed) and needed[i] < self.next_update[fact]:
+            return int(needed[i])
+        return NEVER
