@@ -228,6 +228,7 @@ class StreamingMemoryEnv(gym.Env):
             "item_fact": self._fact,
             "item_version": self._version,
             "item_next_use": s.next_use(self._fact, self._version, self.t + 1),
+            "slot_occupied": self.bank.occupied.copy(),
             "slot_fact": content[:, FACT].copy(),
             "slot_version": content[:, VERSION].copy(),
             "slot_next_use": next_use,
