@@ -1,0 +1,31 @@
+# Two entry points, each sets everything up first: `make demo` (the main job) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-slow bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,train,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/memgym eval --suite streaming --episodes 50 --json runs/demo/suite.json --plot runs/demo/suite.png
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Learning checks and long streams: slower, still run by CI.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/memgym bench envs --json runs/bench/envs.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info
