@@ -80,11 +80,18 @@ def evaluate(
     bar = tqdm(total=episodes, desc=f"{result.policy} on {env_id}", disable=not progress, leave=False)
     try:
         while any(e >= 0 for e in episode_of):
-            active = [i for i in range(n_envs) if episode_of[i] >= 0]
-            batch_obs = batch_observations([obs[i] for i in active])
-            states = [envs[i].unwrapped.get_state() for i in active] if policy.needs_state else None
+            # Every env is in the batch at every step (finished ones repeat their last
+            # observation and their actions are dropped), so recurrent state rows stay aligned.
+            batch_obs = batch_observations(obs)
+            states = (
+                [env.unwrapped.get_state() if episode_of[i] >= 0 else None
+                 for i, env in enumerate(envs)]
+                if policy.needs_state else None
+            )
             actions = policy.act(batch_obs, states)
-            for i, action in zip(active, actions):
+            for i, action in enumerate(actions):
+                if episode_of[i] < 0:
+                    continue
                 obs[i], reward, terminated, truncated, info = envs[i].step(int(action))
                 returns[episode_of[i]] += float(reward)
                 if terminated or truncated:

@@ -28,7 +28,7 @@ class OraclePolicy:
         if states is None:
             raise ValueError("the oracle needs env.get_state() for every env (needs_state=True)")
         K = obs["slots"].shape[-2]
-        actions = np.array([self._act_one(s, K) for s in states], np.int64)
+        actions = np.array([self._act_one(s, K) if s else SKIP for s in states], np.int64)
         valid = obs["action_mask"][np.arange(len(actions)), actions].astype(bool)
         return np.where(valid, actions, SKIP)
 

@@ -1,0 +1,110 @@
+"""Torch memory policies over the streaming observation: a slot-attention (pointer) network, an
+MLP baseline and a recurrent variant. Each maps a batched observation to masked logits over the
+flat action space `[SKIP, STORE x K, EDIT x K, EVICT x K, RETRIEVE x K]` and a value.
+
+The slot-attention network is permutation-equivariant over slots: it scores each (op, slot) pair
+from that slot's features in the context of the item, `recall` and the other slots, so the same
+weights run at any capacity K.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+from torch import nn
+
+NUM_SLOT_OPS = 4
+MASKED = -1e8  # logit of an invalid action: exp() underflows to exactly 0
+
+
+class Architecture(str, Enum):
+    SLOT_ATTENTION = "slot_attention"
+    MLP = "mlp"
+    RECURRENT = "recurrent"
+
+
+def mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    width = inp
+    for _ in range(layers - 1):
+        mods += [nn.Linear(width, hidden), nn.Tanh()]
+        width = hidden
+    mods.append(nn.Linear(width, out))
+    return nn.Sequential(*mods)
+
+
+def obs_to_torch(obs: dict, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
+
+
+class SlotAttentionNet(nn.Module):
+    def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, hidden: int = 64,
+                 heads: int = 4, recurrent: bool = False):
+        super().__init__()
+        self.hidden = hidden
+        self.recurrent = recurrent
+        self.item_net = mlp(item_dim + recall_dim, hidden, hidden)
+        self.slot_net = mlp(slot_dim, hidden, hidden)
+        self.attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.norm = nn.LayerNorm(hidden)
+        self.gru = nn.GRUCell(hidden, hidden) if recurrent else None
+        self.op_head = mlp(2 * hidden, hidden, NUM_SLOT_OPS)
+        self.skip_head = mlp(3 * hidden, hidden, 1)
+        self.value_head = mlp(3 * hidden, hidden, 1)
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, self.hidden)
+
+    def forward(self, obs: dict[str, torch.Tensor], state: torch.Tensor | None = None):
+        item = self.item_net(torch.cat([obs["item"], obs["recall"]], -1))  # (N, H)
+        if self.gru is not None:
+            item = self.gru(item, state)
+            state = item
+        slots = self.slot_net(obs["slots"])  # (N, K, H)
+        # Slots attend over the item and each other: an (op, slot) score sees its context.
+        tokens = torch.cat([item.unsqueeze(1), slots], 1)
+        ctx, _ = self.attention(slots, tokens, tokens, need_weights=False)
+        slots = self.norm(slots + ctx)
+        n, k, h = slots.shape
+        per_slot = self.op_head(torch.cat([slots, item.unsqueeze(1).expand(n, k, h)], -1))
+        pooled = torch.cat([item, slots.mean(1), slots.amax(1)], -1)
+        # (N, K, 4) -> (N, 4, K) -> (N, 4K): one block of K per op, as the action codec lays out.
+        logits = torch.cat([self.skip_head(pooled), per_slot.transpose(1, 2).reshape(n, -1)], -1)
+        logits = logits.masked_fill(~obs["action_mask"].bool(), MASKED)
+        return logits, self.value_head(pooled).squeeze(-1), state
+
+
+class MLPNet(nn.Module):
+    """Flattens everything: a baseline that cannot share weights across slots."""
+
+    recurrent = False
+
+    def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, capacity: int,
+                 hidden: int = 64):
+        super().__init__()
+        inp = item_dim + recall_dim + capacity * slot_dim
+        self.body = mlp(inp, hidden, hidden, layers=2)
+        self.policy_head = nn.Linear(hidden, 1 + NUM_SLOT_OPS * capacity)
+        self.value_head = nn.Linear(hidden, 1)
+
+    def initial_state(self, n: int):
+        return None
+
+    def forward(self, obs, state=None):
+        x = torch.cat([obs["item"], obs["recall"], obs["slots"].flatten(1)], -1)
+        h = torch.tanh(self.body(x))
+        logits = self.policy_head(h).masked_fill(~obs["action_mask"].bool(), MASKED)
+        return logits, self.value_head(h).squeeze(-1), state
+
+
+def build_network(arch: Architecture | str, observation_space, hidden: int = 64) -> nn.Module:
+    """Build a network sized from a streaming env's observation space."""
+    arch = Architecture(arch)
+    item_dim = observation_space["item"].shape[-1]
+    capacity, slot_dim = observation_space["slots"].shape[-2:]
+    recall_dim = observation_space["recall"].shape[-1]
+    if arch is Architecture.MLP:
+        return MLPNet(item_dim, slot_dim, recall_dim, capacity, hidden)
+    return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden,
+                            recurrent=arch is Architecture.RECURRENT)
