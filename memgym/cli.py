@@ -91,8 +91,18 @@ def _write_json(path: str, payload) -> None:
 
 
 def _cmd_bench(args) -> int:
-    from benchmarks_entry import run_bench  # noqa: F401  (replaced below)
+    from memgym.benchmarks.envs_speed import run_bench, summary
 
+    if not args.seconds > 0:
+        raise UsageError(f"--seconds must be > 0, got {args.seconds}")
+    command = f"memgym bench {args.what} --seconds {args.seconds:g}"
+    if args.json:
+        command += f" --json {args.json}"
+    result = run_bench(args.seconds, command=command)
+    print()
+    print(summary(result))
+    if args.json:
+        _write_json(args.json, result.to_json())
     return 0
 
 

@@ -1,0 +1,270 @@
+"""Single-env steps per second of the streaming tasks, beside POPGym and MiniGrid in the same run.
+
+Every env is stepped by the same loop: reset when an episode ends, actions drawn from a table of
+random numbers made before the clock starts. For memgym the number picks uniformly among the valid
+actions of `obs["action_mask"]` (one `flatnonzero`, about a microsecond); POPGym and MiniGrid have
+no invalid actions, so it picks among all of them. Each env is timed twice: as `gym.make` returns
+it (order enforcing, env checker, ...) and unwrapped.
+
+Run it with `memgym bench envs [--json PATH] [--seconds S]`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+LEVEL = "Medium"
+POPGYM_ID = "popgym-RepeatPreviousEasy-v0"
+MINIGRID_ID = "MiniGrid-MemoryS13-v0"
+MODES = ("wrapped", "unwrapped")
+
+_TABLE = 1 << 16  # pre-drawn random numbers, cycled
+_CHECK_EVERY = 512  # steps between clock reads
+
+
+@dataclass
+class Measurement:
+    env: str
+    suite: str  # "memgym", "popgym" or "minigrid"
+    mode: str  # "wrapped" (through gym.make) or "unwrapped"
+    steps: int
+    episodes: int
+    seconds: float
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.seconds
+
+
+@dataclass
+class BenchResult:
+    date: str
+    command: str
+    seconds_per_measurement: float
+    machine: dict[str, Any]
+    measurements: list[Measurement] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)  # suite -> why it was not run
+
+    def rate(self, env: str, mode: str) -> float | None:
+        for m in self.measurements:
+            if m.env == env and m.mode == mode:
+                return m.steps_per_s
+        return None
+
+    def ratios(self) -> dict[str, dict[str, dict[str, float]]]:
+        """`{memgym env: {mode: {"popgym": x, "minigrid": y}}}`: memgym steps/s over theirs."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for m in self.measurements:
+            if m.suite != "memgym":
+                continue
+            per_mode = out.setdefault(m.env, {}).setdefault(m.mode, {})
+            for suite, ref in (("popgym", POPGYM_ID), ("minigrid", MINIGRID_ID)):
+                theirs = self.rate(ref, m.mode)
+                if theirs:
+                    per_mode[suite] = m.steps_per_s / theirs
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "date": self.date,
+            "command": self.command,
+            "seconds_per_measurement": self.seconds_per_measurement,
+            "machine": self.machine,
+            "unavailable": self.unavailable,
+            "results": [asdict(m) | {"steps_per_s": m.steps_per_s} for m in self.measurements],
+            "ratios": self.ratios(),
+        }
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "processor": _cpu_model() or platform.processor(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "gymnasium": gym.__version__,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+# ---- the loop --------------------------------------------------------------------------------
+
+
+def _masked_picker(env: gym.Env) -> Callable[[Any, float], int]:
+    def pick(obs, u: float) -> int:
+        valid = np.flatnonzero(obs["action_mask"])
+        return int(valid[int(u * len(valid))])
+
+    return pick
+
+
+def _uniform_picker(env: gym.Env) -> Callable[[Any, float], int]:
+    n = int(env.action_space.n)
+
+    def pick(obs, u: float) -> int:
+        return int(u * n)
+
+    return pick
+
+
+def time_env(
+    env: gym.Env,
+    pick: Callable[[Any, float], int],
+    seconds: float,
+    seed: int = 0,
+    warmup: float = 0.2,
+) -> tuple[int, int, float]:
+    """Step `env` for about `seconds` (after `warmup`); returns (steps, episodes, elapsed)."""
+    u = np.random.default_rng(seed).random(_TABLE).tolist()  # floats, no numpy scalars per step
+    wrap = _TABLE - 1
+    episode_seed = seed
+    obs, _ = env.reset(seed=episode_seed)
+    step = env.step
+
+    def run(budget: float) -> tuple[int, int, float]:
+        nonlocal obs, episode_seed
+        steps = episodes = 0
+        i = 0
+        start = time.perf_counter()
+        deadline = start + budget
+        while True:
+            for _ in range(_CHECK_EVERY):
+                obs, _, terminated, truncated, _ = step(pick(obs, u[i]))
+                i = (i + 1) & wrap
+                if terminated or truncated:
+                    episode_seed += 1
+                    obs, _ = env.reset(seed=episode_seed)
+                    episodes += 1
+            steps += _CHECK_EVERY
+            now = time.perf_counter()
+            if now >= deadline:
+                return steps, episodes, now - start
+
+    run(warmup)
+    return run(seconds)
+
+
+# ---- the envs --------------------------------------------------------------------------------
+
+
+def memgym_ids() -> list[str]:
+    import memgym.envs  # noqa: F401  (registers the envs)
+    from memgym.envs.config import Level
+    from memgym.envs.registration import FAMILIES, env_id
+
+    return [env_id(task, Level(LEVEL)) for task in FAMILIES["streaming"]]
+
+
+def _reference_envs() -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """`[(suite, env id)]` of the references that import, and `{suite: why not}` for the rest."""
+    available, missing = [], {}
+    try:
+        import popgym  # noqa: F401  (registers popgym-* ids)
+        from popgym.envs.repeat_previous import RepeatPreviousEasy  # noqa: F401
+
+        available.append(("popgym", POPGYM_ID))
+    except Exception as e:  # noqa: BLE001  (any import failure means "not installed properly")
+        missing["popgym"] = f"{type(e).__name__}: {e}"
+    try:
+        import minigrid  # noqa: F401  (registers MiniGrid-* ids)
+
+        available.append(("minigrid", MINIGRID_ID))
+    except Exception as e:  # noqa: BLE001
+        missing["minigrid"] = f"{type(e).__name__}: {e}"
+    return available, missing
+
+
+def run_bench(
+    seconds: float = 2.0, command: str = "memgym bench envs", log: Callable[[str], None] = print
+) -> BenchResult:
+    references, missing = _reference_envs()
+    result = BenchResult(
+        date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        command=command,
+        seconds_per_measurement=seconds,
+        machine=machine_info(),
+        unavailable=missing,
+    )
+    for suite, why in missing.items():
+        log(
+            f"note: {suite} is not importable ({why}); measuring memgym without it. "
+            "Install the optional extra: pip install -e '.[bench]'"
+        )
+    plan = [("memgym", eid, _masked_picker) for eid in memgym_ids()]
+    plan += [(suite, eid, _uniform_picker) for suite, eid in references]
+    for suite, eid, picker in plan:
+        for mode in MODES:
+            env = gym.make(eid)
+            target = env if mode == "wrapped" else env.unwrapped
+            steps, episodes, elapsed = time_env(target, picker(target), seconds)
+            env.close()
+            m = Measurement(eid, suite, mode, steps, episodes, elapsed)
+            result.measurements.append(m)
+            log(f"  {eid:<34} {mode:<9} {m.steps_per_s:>12,.0f} steps/s")
+    return result
+
+
+# ---- the report ------------------------------------------------------------------------------
+
+
+def table(result: BenchResult) -> str:
+    """Markdown table: steps/s wrapped and unwrapped, and memgym's ratio to each reference."""
+    refs = (("popgym", POPGYM_ID), ("minigrid", MINIGRID_ID))
+    header = ["env", "steps/s (gym.make)", "steps/s (unwrapped)"]
+    header += [f"÷ {s} ({mode})" for s, _ in refs for mode in ("wrapped", "unwrapped")]
+    rows = [header, ["---"] + ["---:"] * (len(header) - 1)]
+    ratios = result.ratios()
+    names = []
+    for m in result.measurements:
+        if m.env not in names:
+            names.append(m.env)
+    for name in names:
+        row = [f"`{name}`"]
+        for mode in MODES:
+            r = result.rate(name, mode)
+            row.append(f"{r:,.0f}" if r is not None else "n/a")
+        for s, _ in refs:
+            for mode in MODES:
+                x = ratios.get(name, {}).get(mode, {}).get(s)
+                row.append(f"{x:.2f}×" if x is not None else "")
+        rows.append(row)
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def summary(result: BenchResult) -> str:
+    m = result.machine
+    lines = [
+        f"{result.date} · {m['cpu_count']} CPUs ({m['processor']}) · Python {m['python']} · "
+        f"numpy {m['numpy']} · gymnasium {m['gymnasium']}",
+        f"command: {result.command}",
+        "",
+        table(result),
+    ]
+    for suite, why in result.unavailable.items():
+        lines.append(f"\n{suite}: not measured ({why}); install with pip install -e '.[bench]'")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m memgym.benchmarks.envs_speed [seconds]
+    secs = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    print(summary(run_bench(secs, command=f"python -m memgym.benchmarks.envs_speed {secs}")))
