@@ -121,6 +121,9 @@ class FactStream:
         asked = np.empty(Q, np.int64)
         for i, p in enumerate(positions):
             j = next((j for j, f in enumerate(order) if ready[f] < p), None)
+            if j is None:  # the rest of this cycle is introduced later: ask one a second time
+                order += list(rng.permutation(candidates))
+                j = next((j for j, f in enumerate(order) if ready[f] < p), None)
             if j is None:
                 raise ValueError("no fact is introduced before a query; raise `length`")
             asked[i] = order.pop(j)
