@@ -1,0 +1,193 @@
+"""`TrainConfig`: every knob of a training run, typed, documented and checked before work starts.
+
+A YAML file in `configs/` is this dataclass written out; `key=value` overrides on the command line
+are parsed against the field types. Unknown keys and impossible combinations raise `ConfigError`
+naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from memgym.envs.config import ConfigError, nearest
+from memgym.policies.networks import Architecture
+
+
+class Algo(str, Enum):
+    PPO = "ppo"
+    GRPO = "grpo"
+    MASKABLE_PPO = "maskable_ppo"  # sb3-contrib's MaskablePPO, the reference implementation
+
+
+@dataclass
+class TrainConfig:
+    env: str = "memgym/Conflict-Medium-v0"
+    """Registered env id to train on."""
+    env_kwargs: dict = field(default_factory=dict)
+    """Keyword overrides of the env (e.g. {length: 400})."""
+    algo: Algo = Algo.PPO
+    """ppo (GAE + value head), grpo (group-relative, no critic) or maskable_ppo (SB3 reference)."""
+    policy: Architecture = Architecture.SLOT_ATTENTION
+    """slot_attention (pointer over slots), mlp or recurrent (slot attention + GRU)."""
+    hidden: int = 64
+    """Width of every hidden layer."""
+    seed: int = 0
+    """Seeds torch, numpy and the training envs; evaluation uses held-out seeds."""
+    total_steps: int = 1_000_000
+    """Env steps to train for (summed over envs)."""
+    time_limit_minutes: float = 0.0
+    """Stop after this much wall time (0: no limit), checkpointing first."""
+    num_envs: int = 32
+    """Envs stepped together per rollout worker (or in-process)."""
+    rollout_steps: int = 128
+    """PPO: steps per env per iteration. GRPO: ignored (one whole episode per env)."""
+    group_size: int = 8
+    """GRPO: episodes per group sharing one stream seed (num_envs must be a multiple)."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over total_steps."""
+    gamma: float = 0.995
+    """Discount."""
+    gae_lambda: float = 0.95
+    """GAE lambda (PPO)."""
+    clip: float = 0.2
+    """PPO ratio clip."""
+    epochs: int = 4
+    """Optimisation epochs per batch."""
+    minibatches: int = 4
+    """Minibatches per epoch."""
+    ent_coef: float = 0.01
+    """Entropy bonus."""
+    vf_coef: float = 0.5
+    """Value loss weight (PPO)."""
+    max_grad_norm: float = 0.5
+    """Gradient clipping."""
+    kl_coef: float = 0.0
+    """GRPO: weight of the KL penalty to the frozen initial policy (0: none)."""
+    num_workers: int = 0
+    """0: rollouts in-process, no Ray. >0: that many Ray rollout actors (RAY_ADDRESS honoured)."""
+    eval_every: int = 10
+    """Iterations between held-out evaluations (logged and plotted)."""
+    eval_episodes: int = 32
+    """Episodes per periodic evaluation."""
+    final_eval_episodes: int = 200
+    """Episodes of the final evaluation written to eval.json."""
+    checkpoint_every: int = 10
+    """Iterations between checkpoints."""
+    torch_threads: int = 1
+    """Intra-op threads for torch (small nets run fastest on one)."""
+
+    def __post_init__(self):
+        self.algo = _enum(Algo, self.algo, "algo")
+        self.policy = _enum(Architecture, self.policy, "policy")
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), _field_types()[f.name])
+        positive = ("hidden", "total_steps", "num_envs", "rollout_steps", "group_size", "epochs",
+                    "minibatches", "eval_every", "eval_episodes", "final_eval_episodes",
+                    "checkpoint_every", "torch_threads")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ConfigError("gamma must be in (0, 1] and gae_lambda in [0, 1]")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.num_workers < 0:
+            raise ConfigError("num_workers must be >= 0 (0 runs rollouts in-process)")
+        if self.algo is Algo.GRPO:
+            if self.num_envs % self.group_size:
+                raise ConfigError(
+                    f"num_envs={self.num_envs} is not divisible by group_size={self.group_size}: "
+                    f"set num_envs to a multiple of group_size (e.g. "
+                    f"{max(1, self.num_envs // self.group_size) * self.group_size})"
+                )
+            if self.group_size < 2:
+                raise ConfigError("group_size must be >= 2 for GRPO (advantages are relative)")
+        batch = self.num_envs * (self.rollout_steps if self.algo is Algo.PPO else 1)
+        if self.algo is Algo.PPO and batch % self.minibatches:
+            raise ConfigError(
+                f"the batch num_envs*rollout_steps={batch} is not divisible by "
+                f"minibatches={self.minibatches}: change minibatches or rollout_steps"
+            )
+        if self.policy is Architecture.RECURRENT and self.algo is Algo.MASKABLE_PPO:
+            raise ConfigError("maskable_ppo has no recurrent policy here: use policy=slot_attention")
+
+    # ---- I/O -----------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: (v.value if isinstance(v, Enum) else v) for k, v in d.items()}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _enum(cls, value, name):
+    try:
+        return cls(value)
+    except ValueError:
+        choices = [e.value for e in cls]
+        raise ConfigError(f"{name}={value!r} is not one of {choices}{nearest(str(value), choices)}") from None
+
+
+def _check_type(name: str, value: Any, expected: Any) -> None:
+    if isinstance(expected, type) and issubclass(expected, Enum):
+        return
+    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return
+    origin = typing.get_origin(expected) or expected
+    if expected is int and isinstance(value, bool):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if not isinstance(value, origin):
+        raise ConfigError(f"{name} must be {getattr(origin, '__name__', origin)}, got {value!r}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`"lr=1e-3"` -> `("lr", 0.001)`; values are Python/YAML literals, else strings."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key=value")
+    key, raw = (s.strip() for s in text.split("=", 1))
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = yaml.safe_load(raw)
+    return key, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
+    """Read a YAML config and apply overrides; `env_kwargs.X=v` sets one env keyword."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p} must hold a mapping of config keys")
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
+    for key, value in items:
+        if key.startswith("env_kwargs."):
+            data.setdefault("env_kwargs", {})[key.split(".", 1)[1]] = value
+        else:
+            data[key] = value
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"unknown config key '{key}'{nearest(key, names)}")
+    return TrainConfig(**data)

@@ -1,0 +1,221 @@
+"""`RolloutWorker`: one vector env and a CPU copy of the policy, filling rollouts.
+
+The same class runs in-process (`num_workers: 0`) or inside a Ray actor, so the two modes cannot
+drift apart. Storage is allocated once and written by index.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from memgym.policies.networks import build_network
+
+from .advantages import gae, group_advantages
+from .config import TrainConfig
+from .vector import make_vector_env
+
+OBS_KEYS = ("item", "slots", "recall", "action_mask")
+
+
+@dataclass
+class Rollout:
+    """A `[T, N]` batch of experience plus the episodes it completed."""
+
+    obs: dict[str, np.ndarray]
+    actions: np.ndarray
+    logprobs: np.ndarray
+    advantages: np.ndarray
+    returns: np.ndarray
+    valid: np.ndarray  # steps that belong to an episode being trained on
+    starts: np.ndarray  # the observation starts an episode (recurrent state resets here)
+    initial_state: np.ndarray | None
+    episodes: list[dict] = field(default_factory=list)  # return + metrics of finished episodes
+    env_steps: int = 0
+    stats: dict = field(default_factory=dict)
+
+
+def _alloc(space, shape_prefix):
+    return np.zeros(shape_prefix + space.shape, space.dtype)
+
+
+def step_bound(env) -> int:
+    """Most steps one episode of this env can take (streaming: every item + its inner ops)."""
+    unwrapped = env.unwrapped if hasattr(env, "unwrapped") else env
+    if hasattr(unwrapped, "step_bound"):
+        return int(unwrapped.step_bound)
+    cfg = getattr(unwrapped, "config", None)
+    if cfg is not None and hasattr(cfg, "length") and hasattr(cfg, "max_inner_ops"):
+        return cfg.length * (cfg.max_inner_ops + 1)
+    raise ValueError(f"{type(unwrapped).__name__} does not declare step_bound; GRPO needs it")
+
+
+class RolloutWorker:
+    def __init__(self, cfg: TrainConfig | dict, seed: int):
+        self.cfg = cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig(**cfg)
+        torch.set_num_threads(cfg.torch_threads)
+        self.env = make_vector_env(cfg.env, cfg.env_kwargs, cfg.num_envs)
+        self.net = build_network(cfg.policy, self.env.single_observation_space, cfg.hidden)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        N = cfg.num_envs
+        self.obs, _ = self.env.reset(seed=[int(s) for s in self.rng.integers(2**31, size=N)])
+        self.state = self.net.initial_state(N)
+        self.starts = np.ones(N, bool)
+        self.episode_return = np.zeros(N, np.float64)
+        T = cfg.rollout_steps if cfg.algo.value == "ppo" else self._grpo_bound()
+        space = self.env.single_observation_space
+        self.buf_obs = {k: _alloc(space[k], (T, N)) for k in OBS_KEYS}
+        self.buf_actions = np.zeros((T, N), np.int64)
+        self.buf_logprobs = np.zeros((T, N), np.float32)
+        self.buf_values = np.zeros((T, N), np.float32)
+        self.buf_rewards = np.zeros((T, N), np.float32)
+        self.buf_dones = np.zeros((T, N), np.float32)
+        self.buf_starts = np.zeros((T, N), bool)
+
+    def _grpo_bound(self) -> int:
+        envs = getattr(self.env, "envs", None)
+        return step_bound(envs[0] if envs else self.env)
+
+    # ---- weights and checkpoints ---------------------------------------------------------------
+
+    def set_weights(self, state_dict) -> None:
+        self.net.load_state_dict(state_dict)
+
+    def get_state(self) -> bytes:
+        """Everything needed to continue exactly where this worker is (envs mid-episode too)."""
+        return pickle.dumps({
+            "env": self.env, "obs": self.obs, "state": self.state, "starts": self.starts,
+            "episode_return": self.episode_return, "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+        })
+
+    def set_state(self, blob: bytes) -> None:
+        s = pickle.loads(blob)
+        self.env.close()
+        self.env, self.obs, self.state = s["env"], s["obs"], s["state"]
+        self.starts, self.episode_return = s["starts"], s["episode_return"]
+        self.rng.bit_generator.state = s["rng"]
+        self.generator.set_state(s["generator"])
+
+    def close(self) -> None:
+        self.env.close()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    # ---- acting --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _act(self):
+        obs = {k: torch.from_numpy(self.obs[k]) for k in OBS_KEYS}
+        if self.state is not None:
+            self.state = self.state * torch.from_numpy(~self.starts).float().unsqueeze(-1)
+        logits, value, self.state = self.net(obs, self.state)
+        logp_all = torch.log_softmax(logits, -1)
+        action = torch.multinomial(logp_all.exp(), 1, generator=self.generator).squeeze(-1)
+        logp = logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        return action.numpy(), logp.numpy(), value.numpy()
+
+    @torch.no_grad()
+    def _value(self, obs) -> np.ndarray:
+        tobs = {k: torch.from_numpy(np.asarray(obs[k])) for k in OBS_KEYS}
+        return self.net(tobs, self.state)[1].numpy()
+
+    def _record(self, t: int, action, logp, value) -> None:
+        for k in OBS_KEYS:
+            self.buf_obs[k][t] = self.obs[k]
+        self.buf_actions[t], self.buf_logprobs[t], self.buf_values[t] = action, logp, value
+        self.buf_starts[t] = self.starts
+
+    def _step(self, t: int, action, episodes: list, counted: np.ndarray | None = None) -> None:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        done = terminated | truncated
+        reward = reward.astype(np.float32)
+        if truncated.any():  # a time-out is not a failure: bootstrap from the final observation
+            final = info["final_obs"]
+            for i in np.flatnonzero(truncated & ~terminated):
+                reward[i] += self.cfg.gamma * float(self._value(_stack([final[i]]))[0])
+        self.buf_rewards[t], self.buf_dones[t] = reward, done
+        self.episode_return += reward
+        for i in np.flatnonzero(done):
+            if counted is None or counted[i]:
+                episodes.append(_episode_record(self.episode_return[i], info, i))
+            self.episode_return[i] = 0.0
+        self.obs, self.starts = obs, done
+
+    def collect_ppo(self) -> Rollout:
+        T = self.cfg.rollout_steps
+        state0 = None if self.state is None else self.state.clone().numpy()
+        episodes: list[dict] = []
+        for t in range(T):
+            action, logp, value = self._act()
+            self._record(t, action, logp, value)
+            self._step(t, action, episodes)
+        last_values = self._value(self.obs)
+        adv, ret = gae(self.buf_rewards, self.buf_values, self.buf_dones, last_values,
+                       self.cfg.gamma, self.cfg.gae_lambda)
+        return Rollout(
+            obs={k: v.copy() for k, v in self.buf_obs.items()}, actions=self.buf_actions.copy(),
+            logprobs=self.buf_logprobs.copy(), advantages=adv, returns=ret,
+            valid=np.ones((T, self.cfg.num_envs), bool), starts=self.buf_starts.copy(),
+            initial_state=state0, episodes=episodes, env_steps=T * self.cfg.num_envs,
+        )
+
+    def collect_grpo(self) -> Rollout:
+        """One episode per env; each group of `group_size` envs plays the same stream seed."""
+        cfg, N, G = self.cfg, self.cfg.num_envs, self.cfg.group_size
+        seeds = np.repeat(self.rng.integers(2**31, size=N // G), G)
+        self.obs, _ = self.env.reset(seed=[int(s) for s in seeds])
+        self.state = self.net.initial_state(N)
+        self.starts[:] = True
+        self.episode_return[:] = 0.0
+        state0 = None if self.state is None else self.state.clone().numpy()
+        running = np.ones(N, bool)
+        valid = np.zeros_like(self.buf_starts)
+        returns = np.zeros(N, np.float64)
+        episodes: list[dict] = []
+        t = 0
+        while running.any():
+            if t == len(self.buf_actions):
+                raise RuntimeError("an episode exceeded the env's declared step_bound")
+            action, logp, value = self._act()
+            self._record(t, action, logp, value)
+            valid[t] = running
+            finishing = running.copy()
+            before = self.episode_return.copy()
+            self._step(t, action, episodes, counted=finishing)
+            ended = running & self.buf_dones[t].astype(bool)
+            returns[ended] = (before + self.buf_rewards[t])[ended]
+            running &= ~ended
+            t += 1
+        adv = group_advantages(returns, G)
+        zero_std = float(np.mean(returns.reshape(-1, G).std(axis=1) < 1e-9))
+        advantages = np.where(valid[:t], adv[None, :], 0.0).astype(np.float32)
+        return Rollout(
+            obs={k: v[:t].copy() for k, v in self.buf_obs.items()},
+            actions=self.buf_actions[:t].copy(), logprobs=self.buf_logprobs[:t].copy(),
+            advantages=advantages, returns=np.zeros_like(advantages), valid=valid[:t].copy(),
+            starts=self.buf_starts[:t].copy(), initial_state=state0,
+            episodes=episodes, env_steps=int(valid[:t].sum()),
+            stats={"frac_reward_zero_std": zero_std},
+        )
+
+
+def _stack(observations):
+    return {k: np.stack([o[k] for o in observations]) for k in OBS_KEYS}
+
+
+def _episode_record(ret: float, info: dict, i: int) -> dict:
+    record = {"return": float(ret)}
+    final = info.get("final_info", {})
+    metrics = final.get("metrics") if isinstance(final, dict) else None
+    if metrics is not None:
+        for name, values in metrics.items():
+            if not name.startswith("_"):
+                record[name] = float(values[i])
+    return record

@@ -1,0 +1,239 @@
+"""The training loop: collect, update, log, evaluate, checkpoint, until the step or time budget
+is spent or a signal asks to stop. Writes `runs/<name>/` (see `RunPaths`)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from memgym.policies.networks import build_network
+from memgym.policies.torch_policy import NeuralPolicy
+
+from . import checkpoint
+from .config import Algo, TrainConfig
+from .learner import update
+from .vector import make_vector_env
+from .workers import make_workers
+
+log = logging.getLogger("memgym.train")
+EVAL_SEED = 1_000_000  # held-out: training envs draw seeds below 2**31 from their own generator
+STALL_ITERATIONS = 20  # warn if the return has not moved from zero for this many iterations
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tb"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval.json"
+
+    @property
+    def curve(self) -> Path:
+        return self.root / "learning_curve.png"
+
+    @property
+    def levels(self) -> Path:
+        return self.root / "baseline_levels.json"
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False):
+        self.cfg = cfg
+        self.paths = RunPaths(Path(run_dir))
+        self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(cfg.torch_threads)
+        probe = make_vector_env(cfg.env, cfg.env_kwargs, 1)
+        self.observation_space = probe.single_observation_space
+        probe.close()
+        self.net = build_network(cfg.policy, self.observation_space, cfg.hidden)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5)
+        self.reference = copy.deepcopy(self.net).eval() if cfg.kl_coef > 0 else None
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.workers = make_workers(cfg)
+        self.iteration = 0
+        self.global_step = 0
+        self.elapsed = 0.0
+        self.history: list[dict] = []
+        self.recent_episodes: list[dict] = []
+        self._stop_requested = False
+        if resume:
+            self._restore(checkpoint.load(self.paths.root))
+        else:
+            cfg.save(self.paths.config)
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        payload = {
+            "config": self.cfg.to_dict(),
+            "iteration": self.iteration,
+            "global_step": self.global_step,
+            "elapsed": self.elapsed,
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "reference": None if self.reference is None else self.reference.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "workers": self.workers.get_states(),
+            "history": self.history,
+        }
+        path = self.paths.checkpoints / f"iter_{self.iteration:06d}.pt"
+        checkpoint.save(path, payload)
+        checkpoint.save(self.paths.checkpoints / checkpoint.LATEST, payload)
+        return path
+
+    def _restore(self, payload: dict) -> None:
+        if payload["config"] != self.cfg.to_dict():
+            raise checkpoint.CheckpointError(
+                "the checkpoint was written with a different config than runs/<name>/config.yaml"
+            )
+        self.iteration, self.global_step = payload["iteration"], payload["global_step"]
+        self.elapsed, self.history = payload["elapsed"], payload["history"]
+        self.net.load_state_dict(payload["net"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.reference is not None and payload["reference"] is not None:
+            self.reference.load_state_dict(payload["reference"])
+        self.generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        self.workers.set_states(payload["workers"])
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def request_stop(self, *_):
+        self._stop_requested = True
+
+    def train(self, max_iterations: int | None = None, progress: bool = True) -> dict:
+        cfg = self.cfg
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(self.paths.tensorboard), purge_step=self.global_step or None)
+        handlers = _install_signal_handlers(self.request_stop)
+        bar = tqdm(total=cfg.total_steps, initial=self.global_step, disable=not progress,
+                   desc=f"{cfg.algo.value} {Path(cfg.env).name}", unit="step", dynamic_ncols=True)
+        stalled = 0
+        done_iterations = 0
+        try:
+            while self.global_step < cfg.total_steps and not self._stop_requested:
+                if cfg.time_limit_minutes and self.elapsed >= 60 * cfg.time_limit_minutes:
+                    break
+                if max_iterations is not None and done_iterations >= max_iterations:
+                    break
+                t0 = time.perf_counter()
+                if cfg.anneal_lr:
+                    frac = 1.0 - self.global_step / cfg.total_steps
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = cfg.lr * max(frac, 0.0)
+                weights = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+                batch = self.workers.collect(weights)
+                t_collect = time.perf_counter() - t0
+                stats = update(self.net, self.optimizer, batch, cfg, self.generator, self.reference)
+                self.iteration += 1
+                done_iterations += 1
+                self.global_step += batch.env_steps
+                dt = time.perf_counter() - t0
+                self.elapsed += dt
+                self.recent_episodes = (self.recent_episodes + batch.episodes)[-200:]
+                record = self._record(batch, stats, dt, t_collect)
+                if self.iteration % cfg.eval_every == 0:
+                    record.update(self.evaluate(cfg.eval_episodes, prefix="eval/"))
+                    self.history.append({"step": self.global_step, "elapsed": self.elapsed,
+                                         "accuracy": record["eval/accuracy"],
+                                         "return": record["eval/return"]})
+                self._log(writer, record)
+                bar.update(batch.env_steps)
+                bar.set_postfix(ret=f"{record['train/return']:.3f}",
+                                acc=f"{record['train/accuracy']:.3f}",
+                                sps=f"{record['perf/steps_per_second']:.0f}")
+                stalled = stalled + 1 if abs(record["train/return"]) < 1e-9 else 0
+                if stalled == STALL_ITERATIONS:
+                    log.warning("return has been 0 for %d iterations: the policy is not "
+                                "answering any query; check lr, ent_coef and the env",
+                                STALL_ITERATIONS)
+                    bar.write(f"WARNING: return stuck at 0 for {STALL_ITERATIONS} iterations")
+                if self.iteration % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            writer.close()
+            _restore_signal_handlers(handlers)
+        self.save_checkpoint()
+        return {"iteration": self.iteration, "global_step": self.global_step,
+                "stopped_early": self._stop_requested}
+
+    def _record(self, batch, stats, dt, t_collect) -> dict:
+        eps = self.recent_episodes
+        record = {"iteration": self.iteration, "step": self.global_step,
+                  "time": round(self.elapsed, 3)}
+        for key in ("return", "accuracy", "lost_items", "stale", "writes", "evictions"):
+            vals = [e[key] for e in eps if key in e]
+            record[f"train/{key}"] = float(np.mean(vals)) if vals else 0.0
+        record["train/episodes"] = len(batch.episodes)
+        record.update({f"loss/{k}": v for k, v in stats.items()})
+        record.update({f"rollout/{k}": v for k, v in batch.stats.items()})
+        record["perf/steps_per_second"] = batch.env_steps / dt
+        record["perf/collect_fraction"] = t_collect / dt
+        record["perf/worker_restarts"] = getattr(self.workers, "restarts", 0)
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        return record
+
+    def _log(self, writer, record: dict) -> None:
+        for k, v in record.items():
+            if k not in ("iteration", "step", "time") and isinstance(v, (int, float)):
+                writer.add_scalar(k, v, self.global_step)
+        with self.paths.metrics.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def policy(self) -> NeuralPolicy:
+        return NeuralPolicy(copy.deepcopy(self.net), name=self.paths.root.name)
+
+    def evaluate(self, episodes: int, prefix: str = ""):
+        from memgym.evaluation import evaluate
+
+        result = evaluate(self.policy(), self.cfg.env, episodes, EVAL_SEED, self.cfg.env_kwargs,
+                          progress=False)
+        return {f"{prefix}{k}": v["mean"] for k, v in result.summary().items()}
+
+    def close(self) -> None:
+        self.workers.close()
+
+
+def _install_signal_handlers(callback):
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, callback)
+        except ValueError:  # not the main thread (e.g. inside a Ray task): leave signals alone
+            pass
+    return previous
+
+
+def _restore_signal_handlers(previous) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -1,0 +1,25 @@
+"""Batched envs for rollouts: the env's native vector env when it registers one, else a
+picklable `SyncVectorEnv`, always with same-step autoreset (the final observation of an episode
+is in `info["final_obs"]`, the returned one starts the next episode)."""
+
+from __future__ import annotations
+
+import functools
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import memgym.envs  # noqa: F401  (registers the envs)
+
+
+def make_vector_env(env_id: str, env_kwargs: dict, num_envs: int) -> gym.vector.VectorEnv:
+    spec = gym.spec(env_id)
+    if spec.vector_entry_point is not None:
+        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entrypoint",
+                           **env_kwargs)
+        if env.metadata.get("autoreset_mode") is AutoresetMode.SAME_STEP:
+            return env
+        env.close()
+    # functools.partial (not a lambda) keeps the vector env picklable for checkpoints.
+    fns = [functools.partial(gym.make, env_id, **env_kwargs) for _ in range(num_envs)]
+    return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
