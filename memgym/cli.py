@@ -106,6 +106,55 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    import time
+
+    from memgym.envs.config import ConfigError
+    from memgym.registry import make_env, resolve_env
+    from memgym.trainers.checkpoint import CheckpointError
+    from memgym.trainers.config import load_config
+
+    try:
+        if args.resume:
+            run_dir = Path(args.resume)
+            if args.config or args.overrides:
+                raise UsageError("--resume continues a run with its own config.yaml: "
+                                 "give no CONFIG or overrides")
+            if not (run_dir / "config.yaml").is_file():
+                raise UsageError(f"{run_dir} is not a run folder (no config.yaml)")
+            cfg = load_config(run_dir / "config.yaml")
+        else:
+            if not args.config:
+                raise UsageError("train needs a CONFIG file (see configs/) or --resume RUN_DIR")
+            cfg = load_config(args.config, args.overrides)
+            name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+            run_dir = Path(args.runs) / name
+            if (run_dir / "config.yaml").exists():
+                raise UsageError(f"{run_dir} already exists: pick another --name or --resume it")
+        cfg.env = resolve_env(cfg.env)
+        make_env(cfg.env, cfg.env_kwargs).close()  # env keyword errors before any work starts
+    except ConfigError as e:
+        raise UsageError(f"config error: {e}") from None
+
+    from memgym import report
+    from memgym.trainers.session import run_training
+
+    print(f"training {cfg.algo.value} on {cfg.env} -> {run_dir}")
+    try:
+        out = run_training(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    if out["stopped_early"]:
+        print(f"stopped at step {out['global_step']}; continue with: "
+              f"memgym train --resume {run_dir}")
+        return 130
+    results = [*out["baselines"].values(), out["eval"]]
+    out["eval"].policy = "trained"
+    print(report.suite_table(results, "accuracy"))
+    print(f"eval report: {run_dir / 'eval.json'}; curve: {run_dir / 'learning_curve.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="memgym", description="Train and evaluate memory policies.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -123,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--level", default="Medium", help="level of the suite's tasks")
     e.add_argument("--plot", help="PNG comparison chart (with --suite)")
     e.set_defaults(func=_cmd_eval)
+
+    t = sub.add_parser("train", help="train a memory policy from a YAML config")
+    t.add_argument("config", nargs="?", help="YAML config (see configs/)")
+    t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 seed=2")
+    t.add_argument("--name", help="run name (default: config name + timestamp)")
+    t.add_argument("--runs", default="runs", help="folder that holds runs")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
 
     b = sub.add_parser("bench", help="speed benchmarks")
     b.add_argument("what", choices=["envs"])

@@ -32,10 +32,22 @@ def resolve_env(env_id: str) -> str:
 
 
 def resolve_policy(name: str):
+    """A baseline by name, or a trained policy from a run folder or checkpoint file."""
     if name in BASELINES:
         return BASELINES[name]()
+    from pathlib import Path
+
+    if Path(name).exists():
+        from memgym.trainers.checkpoint import CheckpointError
+        from memgym.trainers.loading import load_policy
+
+        try:
+            return load_policy(name)
+        except CheckpointError as e:
+            raise UsageError(str(e)) from None
     raise UsageError(
-        f"unknown policy '{name}'{suggest(name, BASELINES)}; baselines: {', '.join(BASELINES)}"
+        f"unknown policy '{name}'{suggest(name, BASELINES)}; baselines: {', '.join(BASELINES)}, "
+        "or a run folder / checkpoint path"
     )
 
 

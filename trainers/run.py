@@ -214,7 +214,7 @@ class Trainer:
         return NeuralPolicy(copy.deepcopy(self.net), name=self.paths.root.name)
 
     def evaluate(self, episodes: int, prefix: str = ""):
-        from memgym.evaluation import evaluate
+        from memgym.policies.evaluation import evaluate
 
         result = evaluate(self.policy(), self.cfg.env, episodes, EVAL_SEED, self.cfg.env_kwargs,
                           progress=False)

@@ -1,0 +1,27 @@
+"""Load a trained policy from a run folder or a checkpoint file, for evaluation and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from memgym.policies.networks import build_network
+from memgym.policies.torch_policy import NeuralPolicy
+
+from . import checkpoint
+from .config import TrainConfig
+from .vector import make_vector_env
+
+
+def load_policy(path: str | Path, deterministic: bool = True) -> NeuralPolicy:
+    payload = checkpoint.load(path)
+    cfg = TrainConfig(**payload["config"])
+    probe = make_vector_env(cfg.env, cfg.env_kwargs, 1)
+    space = probe.single_observation_space
+    probe.close()
+    net = build_network(cfg.policy, space, cfg.hidden)
+    try:
+        net.load_state_dict(payload["net"])
+    except RuntimeError as e:
+        raise checkpoint.CheckpointError(f"checkpoint {path} does not match its config: {e}") from None
+    name = Path(path).name if Path(path).is_dir() else Path(path).parent.parent.name
+    return NeuralPolicy(net, name=name, deterministic=deterministic)
