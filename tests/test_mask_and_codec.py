@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import ALL_IDS, expected_mask, make, masked_choice
+from helpers import STREAMING_IDS, expected_mask, make, masked_choice
 
 from memgym.envs import ActionCodec, ItemKind, Op
 
@@ -32,7 +32,7 @@ def _mixed_action(env, obs, rng) -> int:
     return masked_choice(rng, mask)
 
 
-@pytest.mark.parametrize("env_id", ALL_IDS)
+@pytest.mark.parametrize("env_id", STREAMING_IDS)
 def test_mask_equals_validity_rules_at_every_step(env_id):
     env = make(env_id)
     rng = np.random.default_rng(0)
@@ -69,7 +69,7 @@ def _snapshot(env):
     )
 
 
-@pytest.mark.parametrize("env_id", [i for i in ALL_IDS if "-Medium-" in i])
+@pytest.mark.parametrize("env_id", [i for i in STREAMING_IDS if "-Medium-" in i])
 def test_invalid_action_is_a_counted_noop(env_id):
     """Masked-out and out-of-range actions change nothing but the per-item op count and the
     invalid-action counter, until the bound is spent; then they act as SKIP."""
@@ -136,8 +136,8 @@ def test_encode_decode_round_trip(capacity, num_world_actions):
         codec.encode(Op.STORE, capacity)
 
 
-def test_env_encode_decode_every_action(env_id):
-    env = make(env_id)
+def test_env_encode_decode_every_action(streaming_id):
+    env = make(streaming_id)
     K = env.config.capacity
     assert env.action_space.n == 1 + 4 * K
     for a in range(env.action_space.n):
