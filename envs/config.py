@@ -23,6 +23,12 @@ class Level(str, Enum):
     MEDIUM = "Medium"
     HARD = "Hard"
 
+    @classmethod
+    def _missing_(cls, value):
+        # A bad `level=` keyword is a user error like any other: name the nearest level.
+        choices = [e.value for e in cls]
+        raise ConfigError(f"level={value!r} is not one of {choices}{nearest(str(value), choices)}")
+
 
 class ConfigError(ValueError):
     """A bad keyword or value; the message names the key and what to do."""

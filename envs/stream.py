@@ -19,7 +19,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from .config import QuerySchedule, StreamConfig
+from .config import ConfigError, QuerySchedule, StreamConfig
 from .embedding import DistractorSource, fixed_direction, random_units, unit
 
 NEVER = np.iinfo(np.int64).max
@@ -115,7 +115,7 @@ class FactStream:
                     p += 1
                 positions[i] = p
             if positions[-1] >= L:
-                raise ValueError("stream too short for an interleaved schedule; raise `length`")
+                raise ConfigError(f"length {L} is too short for {Q} interleaved queries; raise it")
         # Cycle through a random order of the askable facts, so each is asked about equally often.
         order = list(rng.permutation(candidates))
         asked = np.empty(Q, np.int64)
@@ -125,7 +125,7 @@ class FactStream:
                 order += list(rng.permutation(candidates))
                 j = next((j for j, f in enumerate(order) if ready[f] < p), None)
             if j is None:
-                raise ValueError("no fact is introduced before a query; raise `length`")
+                raise ConfigError(f"length {L}: no fact comes before query {i}; raise `length`")
             asked[i] = order.pop(j)
             if not order:
                 order = list(rng.permutation(candidates))

@@ -191,10 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from memgym.envs.config import ConfigError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UsageError as e:
+    except (UsageError, ConfigError) as e:  # ConfigError: a bad value found only at reset
         print(f"memgym: error: {e}", file=sys.stderr)
         return 2
 
