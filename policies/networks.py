@@ -19,9 +19,10 @@ MASKED = -1e8  # logit of an invalid action: exp() underflows to exactly 0
 
 
 class Architecture(str, Enum):
-    SLOT_ATTENTION = "slot_attention"
+    SLOT_ATTENTION = "slot_attention"  # slots attend over the item and each other
+    SLOT_POOL = "slot_pool"  # the same pointer heads with a pooled (Deep Sets) context: ~3x cheaper
     MLP = "mlp"
-    RECURRENT = "recurrent"
+    RECURRENT = "recurrent"  # slot_pool + a GRU over the item encoding
 
 
 def mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
@@ -39,15 +40,22 @@ def obs_to_torch(obs: dict, device: str | torch.device = "cpu") -> dict[str, tor
 
 
 class SlotAttentionNet(nn.Module):
+    """Pointer network over slots. `attention=True`: each slot attends over the item and the
+    other slots; `False`: each slot sees a pooled context (item, mean and max over slots)."""
+
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, hidden: int = 64,
-                 heads: int = 4, recurrent: bool = False):
+                 heads: int = 4, recurrent: bool = False, attention: bool = True):
         super().__init__()
         self.hidden = hidden
         self.recurrent = recurrent
         self.item_net = mlp(item_dim + recall_dim, hidden, hidden)
         self.slot_net = mlp(slot_dim, hidden, hidden)
-        self.attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
-        self.norm = nn.LayerNorm(hidden)
+        if attention:
+            self.attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
+            self.norm = nn.LayerNorm(hidden)
+        else:
+            self.attention = None
+            self.context_net = mlp(3 * hidden, hidden, hidden, layers=1)
         self.gru = nn.GRUCell(hidden, hidden) if recurrent else None
         self.op_head = mlp(2 * hidden, hidden, NUM_SLOT_OPS)
         self.skip_head = mlp(3 * hidden, hidden, 1)
@@ -62,11 +70,15 @@ class SlotAttentionNet(nn.Module):
             item = self.gru(item, state)
             state = item
         slots = self.slot_net(obs["slots"])  # (N, K, H)
-        # Slots attend over the item and each other: an (op, slot) score sees its context.
-        tokens = torch.cat([item.unsqueeze(1), slots], 1)
-        ctx, _ = self.attention(slots, tokens, tokens, need_weights=False)
-        slots = self.norm(slots + ctx)
         n, k, h = slots.shape
+        if self.attention is not None:
+            # Slots attend over the item and each other: an (op, slot) score sees its context.
+            tokens = torch.cat([item.unsqueeze(1), slots], 1)
+            ctx, _ = self.attention(slots, tokens, tokens, need_weights=False)
+            slots = self.norm(slots + ctx)
+        else:
+            ctx = self.context_net(torch.cat([item, slots.mean(1), slots.amax(1)], -1))
+            slots = torch.tanh(slots + ctx.unsqueeze(1))
         per_slot = self.op_head(torch.cat([slots, item.unsqueeze(1).expand(n, k, h)], -1))
         pooled = torch.cat([item, slots.mean(1), slots.amax(1)], -1)
         # (N, K, 4) -> (N, 4, K) -> (N, 4K): one block of K per op, as the action codec lays out.
@@ -107,4 +119,5 @@ def build_network(arch: Architecture | str, observation_space, hidden: int = 64)
     if arch is Architecture.MLP:
         return MLPNet(item_dim, slot_dim, recall_dim, capacity, hidden)
     return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden,
-                            recurrent=arch is Architecture.RECURRENT)
+                            recurrent=arch is Architecture.RECURRENT,
+                            attention=arch is Architecture.SLOT_ATTENTION)

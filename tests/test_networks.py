@@ -10,7 +10,7 @@ from memgym.policies import batch_observations
 from memgym.policies.networks import MASKED, build_network, obs_to_torch
 from memgym.policies.torch_policy import NeuralPolicy
 
-ARCHS = ["slot_attention", "mlp", "recurrent"]
+ARCHS = ["slot_attention", "slot_pool", "mlp", "recurrent"]
 
 
 def _batch(n=16, seed=0, env_id="memgym/Conflict-Easy-v0"):
@@ -44,10 +44,11 @@ def test_masked_logits_never_choose_an_invalid_action(arch):
         assert mask[np.arange(32), actions].all()
 
 
-def test_slot_attention_is_permutation_equivariant_over_slots():
+@pytest.mark.parametrize("arch", ["slot_attention", "slot_pool", "recurrent"])
+def test_pointer_nets_are_permutation_equivariant_over_slots(arch):
     torch.manual_seed(0)
     env, obs = _batch(8)
-    net = build_network("slot_attention", env.observation_space).eval()
+    net = build_network(arch, env.observation_space).eval()
     K = obs["slots"].shape[1]
     perm = np.random.default_rng(3).permutation(K)
     permuted = dict(obs)
@@ -55,8 +56,8 @@ def test_slot_attention_is_permutation_equivariant_over_slots():
     mask = obs["action_mask"].reshape(8, -1)
     blocks = mask[:, 1:].reshape(8, 4, K)[:, :, perm].reshape(8, -1)
     permuted["action_mask"] = np.concatenate([mask[:, :1], blocks], 1)
-    a, va, _ = net(obs_to_torch(obs))
-    b, vb, _ = net(obs_to_torch(permuted))
+    a, va, _ = net(obs_to_torch(obs), net.initial_state(8))
+    b, vb, _ = net(obs_to_torch(permuted), net.initial_state(8))
     a_blocks = a[:, 1:].reshape(8, 4, K)[:, :, perm]
     torch.testing.assert_close(b[:, 1:].reshape(8, 4, K), a_blocks, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(va, vb, atol=1e-5, rtol=1e-5)
