@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,8 +36,24 @@ def mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
+CORE_KEYS = ("item", "slots", "recall", "action_mask")
+
+
 def obs_to_torch(obs: dict, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
+
+
+def extra_keys(observation_space) -> list[str]:
+    """Observation entries beyond the memory contract (e.g. an embodied task's `view`): they are
+    flattened into the item encoder's input."""
+    return sorted(k for k in observation_space.spaces if k not in CORE_KEYS)
+
+
+def item_input(obs: dict[str, torch.Tensor], extras: list[str]) -> torch.Tensor:
+    parts = [obs["item"], obs["recall"]]
+    n = obs["item"].shape[0]
+    parts += [obs[k].reshape(n, -1).float() for k in extras]
+    return torch.cat(parts, -1)
 
 
 class SlotAttentionNet(nn.Module):
@@ -44,8 +61,11 @@ class SlotAttentionNet(nn.Module):
     other slots; `False`: each slot sees a pooled context (item, mean and max over slots)."""
 
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, hidden: int = 64,
-                 heads: int = 4, recurrent: bool = False, attention: bool = True):
+                 heads: int = 4, recurrent: bool = False, attention: bool = True,
+                 extras: tuple[list[str], int] = ([], 0)):
         super().__init__()
+        self.extras, extra_dim = extras
+        item_dim += extra_dim
         self.hidden = hidden
         self.recurrent = recurrent
         self.item_net = mlp(item_dim + recall_dim, hidden, hidden)
@@ -65,7 +85,7 @@ class SlotAttentionNet(nn.Module):
         return torch.zeros(n, self.hidden)
 
     def forward(self, obs: dict[str, torch.Tensor], state: torch.Tensor | None = None):
-        item = self.item_net(torch.cat([obs["item"], obs["recall"]], -1))  # (N, H)
+        item = self.item_net(item_input(obs, self.extras))  # (N, H)
         if self.gru is not None:
             item = self.gru(item, state)
             state = item
@@ -93,9 +113,10 @@ class MLPNet(nn.Module):
     recurrent = False
 
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, capacity: int,
-                 hidden: int = 64):
+                 hidden: int = 64, extras: tuple[list[str], int] = ([], 0)):
         super().__init__()
-        inp = item_dim + recall_dim + capacity * slot_dim
+        self.extras, extra_dim = extras
+        inp = item_dim + extra_dim + recall_dim + capacity * slot_dim
         self.body = mlp(inp, hidden, hidden, layers=2)
         self.policy_head = nn.Linear(hidden, 1 + NUM_SLOT_OPS * capacity)
         self.value_head = nn.Linear(hidden, 1)
@@ -104,7 +125,7 @@ class MLPNet(nn.Module):
         return None
 
     def forward(self, obs, state=None):
-        x = torch.cat([obs["item"], obs["recall"], obs["slots"].flatten(1)], -1)
+        x = torch.cat([item_input(obs, self.extras), obs["slots"].flatten(1)], -1)
         h = torch.tanh(self.body(x))
         logits = self.policy_head(h).masked_fill(~obs["action_mask"].bool(), MASKED)
         return logits, self.value_head(h).squeeze(-1), state
@@ -116,8 +137,10 @@ def build_network(arch: Architecture | str, observation_space, hidden: int = 64)
     item_dim = observation_space["item"].shape[-1]
     capacity, slot_dim = observation_space["slots"].shape[-2:]
     recall_dim = observation_space["recall"].shape[-1]
+    keys = extra_keys(observation_space)
+    extras = (keys, sum(int(np.prod(observation_space[k].shape)) for k in keys))
     if arch is Architecture.MLP:
-        return MLPNet(item_dim, slot_dim, recall_dim, capacity, hidden)
-    return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden,
+        return MLPNet(item_dim, slot_dim, recall_dim, capacity, hidden, extras=extras)
+    return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden, extras=extras,
                             recurrent=arch is Architecture.RECURRENT,
                             attention=arch is Architecture.SLOT_ATTENTION)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .config import Algo, TrainConfig
-from .rollout import OBS_KEYS, Rollout
+from .rollout import Rollout
 
 
 def _logp_entropy(logits: torch.Tensor, actions: torch.Tensor):
@@ -48,7 +48,7 @@ def update(
     generator: torch.Generator,
     reference: nn.Module | None = None,
 ) -> dict[str, float]:
-    obs = {k: torch.from_numpy(batch.obs[k]) for k in OBS_KEYS}
+    obs = {k: torch.from_numpy(v) for k, v in batch.obs.items()}
     actions = torch.from_numpy(batch.actions)
     old_logp = torch.from_numpy(batch.logprobs)
     advantages = torch.from_numpy(batch.advantages)

@@ -19,7 +19,7 @@ from .advantages import gae, group_advantages
 from .config import TrainConfig
 from .vector import make_vector_env
 
-OBS_KEYS = ("item", "slots", "recall", "action_mask")
+from memgym.policies.networks import CORE_KEYS, extra_keys
 
 
 @dataclass
@@ -69,7 +69,8 @@ class RolloutWorker:
         self.episode_return = np.zeros(N, np.float64)
         T = cfg.rollout_steps if cfg.algo.value == "ppo" else self._grpo_bound()
         space = self.env.single_observation_space
-        self.buf_obs = {k: _alloc(space[k], (T, N)) for k in OBS_KEYS}
+        self.obs_keys = (*CORE_KEYS, *extra_keys(space))
+        self.buf_obs = {k: _alloc(space[k], (T, N)) for k in self.obs_keys}
         self.buf_actions = np.zeros((T, N), np.int64)
         self.buf_logprobs = np.zeros((T, N), np.float32)
         self.buf_values = np.zeros((T, N), np.float32)
@@ -112,7 +113,7 @@ class RolloutWorker:
 
     @torch.no_grad()
     def _act(self):
-        obs = {k: torch.from_numpy(self.obs[k]) for k in OBS_KEYS}
+        obs = {k: torch.from_numpy(self.obs[k]) for k in self.obs_keys}
         if self.state is not None:
             self.state = self.state * torch.from_numpy(~self.starts).float().unsqueeze(-1)
         logits, value, self.state = self.net(obs, self.state)
@@ -123,14 +124,17 @@ class RolloutWorker:
 
     @torch.no_grad()
     def _value(self, obs) -> np.ndarray:
-        tobs = {k: torch.from_numpy(np.asarray(obs[k])) for k in OBS_KEYS}
+        tobs = {k: torch.from_numpy(np.asarray(obs[k])) for k in self.obs_keys}
         return self.net(tobs, self.state)[1].numpy()
 
     def _record(self, t: int, action, logp, value) -> None:
-        for k in OBS_KEYS:
+        for k in self.obs_keys:
             self.buf_obs[k][t] = self.obs[k]
         self.buf_actions[t], self.buf_logprobs[t], self.buf_values[t] = action, logp, value
         self.buf_starts[t] = self.starts
+
+    def _stack(self, observations):
+        return {k: np.stack([o[k] for o in observations]) for k in self.obs_keys}
 
     def _step(self, t: int, action, episodes: list, counted: np.ndarray | None = None) -> None:
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -139,7 +143,7 @@ class RolloutWorker:
         if truncated.any():  # a time-out is not a failure: bootstrap from the final observation
             final = info["final_obs"]
             for i in np.flatnonzero(truncated & ~terminated):
-                reward[i] += self.cfg.gamma * float(self._value(_stack([final[i]]))[0])
+                reward[i] += self.cfg.gamma * float(self._value(self._stack([final[i]]))[0])
         self.buf_rewards[t], self.buf_dones[t] = reward, done
         self.episode_return += reward
         for i in np.flatnonzero(done):
@@ -206,8 +210,6 @@ class RolloutWorker:
         )
 
 
-def _stack(observations):
-    return {k: np.stack([o[k] for o in observations]) for k in OBS_KEYS}
 
 
 def _episode_record(ret: float, info: dict, i: int) -> dict:
