@@ -55,7 +55,7 @@ def assert_usage_error(code: int, err: str, *needles: str) -> None:
          ["length must be an integer"]),
         (["--policy", "fifo", "--env", ENV, "--env-kwargs", "capacity=0"],
          ["capacity must be >= 1"]),
-        (["--policy", "fifo", "--env", ENV, "--env-kwargs", "length=10"], ["use length >= 16"]),
+        (["--policy", "fifo", "--env", ENV, "--env-kwargs", "length=10"], ["use length >= 24"]),
         (["--policy", "fifo", "--env", ENV, "--env-kwargs", "length"], ["expected key=value"]),
         # Valid at construction, impossible at reset (for seed 1): a usage error, no traceback.
         (["--policy", "fifo", "--env", "memgym/Retrieval-Medium-v0", "--episodes", "2",
