@@ -13,7 +13,12 @@ STREAMING_TASKS = {
     "MultiHop": "memgym.envs.multihop:MultiHopEnv",
     "TestTimeLearning": "memgym.envs.test_time_learning:TestTimeLearningEnv",
 }
-FAMILIES = {"streaming": STREAMING_TASKS}
+EMBODIED_TASKS = {
+    "ObjectRecall": "memgym.envs.object_recall:ObjectRecallEnv",
+    "CueCorridor": "memgym.envs.cue_corridor:CueCorridorEnv",
+    "Rearrange": "memgym.envs.rearrange:RearrangeEnv",
+}
+FAMILIES = {"streaming": STREAMING_TASKS, "embodied": EMBODIED_TASKS}
 
 
 def env_id(task: str, level: Level) -> str:
@@ -32,3 +37,9 @@ def register_all() -> None:
 def registered_ids(family: str | None = None) -> list[str]:
     families = [family] if family else list(FAMILIES)
     return [env_id(t, lvl) for f in families for t in FAMILIES[f] for lvl in Level]
+
+
+def family_of(eid: str) -> str | None:
+    """`memgym/CueCorridor-Hard-v0` -> `embodied`; None for an id outside memgym's families."""
+    task = eid.split("/")[-1].split("-")[0]
+    return next((f for f, tasks in FAMILIES.items() if task in tasks), None)

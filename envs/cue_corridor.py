@@ -1,0 +1,166 @@
+"""Cue corridor: a cue seen at the start decides which door to take at the end of a long corridor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Level
+from .embedding import fixed_direction, random_units, unit
+from .embodied import EmbodiedConfig, EmbodiedMemoryEnv, require
+from .grid import Cell, Move
+from .stream import W_FACT, W_KEY
+
+MAX_LENGTH = 100_000
+
+
+@dataclass
+class CueCorridorConfig(EmbodiedConfig):
+    capacity: int = 2
+    length: int = 200
+    """Corridor cells from the start to the last door (thousands for long-horizon memory)."""
+    num_doors: int = 3
+    """Doors at the end of the corridor; exactly one matches the cue."""
+    distractor_rate: float = 0.3
+    """Fraction of corridor cells holding scenery (items that compete for memory)."""
+    cue_steps: int = 1
+    """World steps the cue stays visible at the start (1: only the first observation)."""
+    slack: int = 10
+    """World steps allowed beyond walking the corridor and checking every door."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(2 <= self.num_doors <= 8, "num_doors must be in [2, 8]")
+        shortest = self.num_doors + 2 * self.view_radius + 3
+        require(
+            self.length >= shortest,
+            f"length must be >= {shortest} so the doors cannot be seen from the cue",
+        )
+        require(self.length <= MAX_LENGTH, f"length must be <= {MAX_LENGTH:,}")
+        require(0.0 <= self.distractor_rate < 1.0, "distractor_rate must be in [0, 1)")
+        require(self.cue_steps >= 1, "cue_steps must be >= 1")
+        require(self.slack >= 0, "slack must be >= 0")
+
+
+class CueCorridorEnv(EmbodiedMemoryEnv):
+    """
+    ## Description
+    After MiniGrid-Memory, at scale. The agent starts on a cue (an object, shown only for the
+    first `cue_steps` world steps) at the west end of a one-cell-wide corridor `length` cells long,
+    lined with scenery. At the east end `num_doors` doors open north and south of the corridor,
+    each showing an object; entering the door whose object matches the cue is success, any other
+    door is failure. Standing in front of a door makes that door the item, and it is a *query*:
+    the agent reads memory (RETRIEVE), compares (`sim_recall`) and enters or walks on.
+
+    ## Action Space
+    `Discrete(5 + 4K)`: `STAY, UP, RIGHT, DOWN, LEFT`, then `STORE(s)`, `EDIT(s)`, `EVICT(s)`,
+    `RETRIEVE(s)` per slot; memory ops do not advance the world (at most `max_inner_ops` per
+    world step). See `memgym.envs.object_recall` for the shared contract.
+
+    ## Observation Space
+    As `ObjectRecallEnv`: `item`, `slots`, `recall`, `action_mask`, `view`, `pose`, `item_pos`,
+    `slot_pos`, `recall_pos`, `phase` (cue shown / corridor / at the doors).
+
+    ## Rewards
+    1 for entering the matching door; minus `write_cost` per STORE/EDIT.
+
+    ## Episode End
+    Terminates when a door is entered, or after `length + 2 * num_doors + slack` world steps.
+    `info["metrics"]`: `success`, `distance_to_goal` and the memory metrics (lost items: was the
+    cue in memory when the first door came into attention?).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    description = "remember a cue along a corridor of up to thousands of steps, then pick its door"
+    summary_keys = ("length", "num_doors")
+    config_class = CueCorridorConfig
+    presets = {
+        Level.EASY: dict(length=16, num_doors=2, distractor_rate=0.2, capacity=2),
+        Level.MEDIUM: dict(length=200, num_doors=3, distractor_rate=0.3, capacity=2),
+        Level.HARD: dict(length=5000, num_doors=4, distractor_rate=0.5, capacity=2, noise=0.3,
+                         slack=20),
+    }
+
+    def _generate(self) -> None:
+        cfg, rng = self.config, self.np_random
+        L, nd, r = cfg.length, cfg.num_doors, cfg.view_radius
+        cells = np.full((3, L + 2), Cell.WALL, np.int8)
+        cells[1, 1 : L + 1] = Cell.FLOOR
+        self.door_cells = np.array([(0 if d % 2 == 0 else 2, L - d) for d in range(nd)])
+        cells[self.door_cells[:, 0], self.door_cells[:, 1]] = Cell.DOOR
+        self.correct = int(rng.integers(nd))
+        self.cue_entity = nd
+        # Scenery stops out of view of every door front, so a door is the only thing seen there.
+        span = np.arange(2, L - nd - r + 1)
+        scenery = span[rng.random(len(span)) < cfg.distractor_rate]
+        self.world = self.make_world(cells, nd + 1 + len(scenery))
+        self.world.pos = (1, 1)
+
+        D = cfg.dim
+        keys = unit(W_KEY * random_units(rng, nd, D) + W_FACT * fixed_direction("object", D))
+        self.embeddings = np.concatenate(
+            [keys, keys[self.correct][None], random_units(rng, len(scenery), D)]
+        )
+        for d, cell in enumerate(self.door_cells):
+            self.world.place(d, cell)
+        self.world.place(self.cue_entity, (1, 1))
+        for e, x in enumerate(scenery, start=nd + 1):
+            self.world.place(e, (1, x))
+        self.horizon = L + 2 * nd + cfg.slack
+        self.chosen = -1
+        self.first_door_seen = False
+
+    def _phase(self) -> int:
+        if self.t < self.config.cue_steps:
+            return 0
+        return 2 if self.world.pos[1] > self.config.length - self.config.num_doors else 1
+
+    def _advance(self, move: Move) -> tuple[float, bool]:
+        y, x = self.world.pos
+        if self.world.cells[y, x] == Cell.DOOR:
+            self.chosen = self.world.entity_at((y, x))
+            return float(self.chosen == self.correct), True
+        if self.t == self.config.cue_steps:
+            self.world.take((1, 1))
+        return 0.0, False
+
+    def _item(self):
+        entity, pos = self._attend()
+        is_door = 0 <= entity < self.config.num_doors
+        if is_door and not self.first_door_seen:
+            self.first_door_seen = True
+            self.memory.needed(self.cue_entity)
+        return entity, pos, is_door
+
+    def _keep(self) -> np.ndarray:
+        keep = np.zeros(self.num_entities, bool)
+        keep[self.cue_entity] = True
+        return keep
+
+    def _answer_entity(self) -> int:
+        return self.cue_entity
+
+    def _outcome_metrics(self, timed_out: bool) -> dict[str, float]:
+        m = self.memory.metrics
+        success = self.chosen == self.correct
+        if self.chosen < 0:
+            m.abstentions += 1
+        elif success:
+            m.correct += 1
+        else:
+            m.wrong += 1
+        goal = self.door_cells[self.correct]
+        y, x = self.world.pos
+        return {"success": float(success), "distance_to_goal": float(abs(y - goal[0]) + abs(x - goal[1]))}
+
+    def _task_state(self) -> dict:
+        return {
+            "correct_door": self.correct,
+            "door_cells": self.door_cells.copy(),
+            "cue_entity": self.cue_entity,
+            "num_doors": self.config.num_doors,
+            "length": self.config.length,
+        }

@@ -1,0 +1,324 @@
+"""`EmbodiedMemoryEnv`: the base of the embodied family. An agent moves in a partially observed grid
+(`envs/grid.py`) and manages a bounded memory of what it sees (`envs/slot_memory.py`). Tasks
+subclass it and say only what differs: the layout, what happens when the world moves, and what
+ends an episode."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .bank import FACT, NUM_SLOT_FEATURES, POSITION
+from .config import ConfigError, Level, build_config
+from .embedding import random_units
+from .grid import NO_ENTITY, NUM_VIEW_CODES, GridWorld, Move
+from .slot_memory import SlotMemory
+from .streaming import NUM_ITEM_FEATURES
+
+NUM_PHASES = 3
+
+
+@dataclass
+class EmbodiedConfig:
+    """Knobs shared by every embodied task (each task's config adds its own)."""
+
+    capacity: int = 4
+    """Slots in the memory bank (K)."""
+    dim: int = 32
+    """Embedding dimension D."""
+    view_radius: int = 2
+    """The egocentric view is `(2r+1) x (2r+1)` cells around the agent."""
+    noise: float = 0.1
+    """Std of the noise added to an embedding each time it is seen (before normalisation)."""
+    max_inner_ops: int = 3
+    """Memory ops (and invalid actions) allowed per world step before only moves remain."""
+    write_cost: float = 0.0
+    """Reward charged per STORE or EDIT."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(f.default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(f.default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if ok:
+                    setattr(self, f.name, float(value))
+            else:
+                ok = True
+            if not ok:
+                kind = type(f.default).__name__
+                raise ConfigError(f"{f.name} must be of type {kind}, got {value!r}")
+        require(self.capacity >= 1, "capacity must be >= 1")
+        require(self.dim >= 4, "dim must be >= 4")
+        require(self.view_radius >= 1, "view_radius must be >= 1")
+        require(self.noise >= 0.0, "noise must be >= 0")
+        require(self.max_inner_ops >= 2, "max_inner_ops must be >= 2 (store and read per step)")
+        require(self.write_cost >= 0.0, "write_cost must be >= 0")
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+class EmbodiedMemoryEnv(gym.Env):
+    """Base class; see each task's docstring for its Action Space, Observation Space and Rewards.
+
+    Subclasses implement `_generate` (the episode's layout: sets `world` with `make_world`,
+    `embeddings` of the task's entities, `horizon`), `_advance` (the world after a move), `_outcome_metrics`, `_task_state` and, when
+    the default does not fit, `_item`, `_version`, `_keep`, `_answer_entity`, `_phase`.
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
+    config_class: ClassVar[type] = EmbodiedConfig
+    presets: ClassVar[dict[Level, dict[str, Any]]] = {}
+    description: ClassVar[str] = ""
+    num_queries: ClassVar[int] = 1
+    summary_keys: ClassVar[tuple[str, ...]] = ()  # the knobs `memgym envs` shows
+
+    @classmethod
+    def describe_preset(cls, preset: dict[str, Any]) -> str:
+        cfg = cls.config_class(**preset)
+        return ", ".join([*(f"{k} {getattr(cfg, k)}" for k in cls.summary_keys), f"K={cfg.capacity}"])
+
+    def __init__(self, level: str | Level = Level.MEDIUM, render_mode: str | None = None, **kw):
+        self.level = Level(level)
+        self.config = build_config(self.config_class, self.presets.get(self.level, {}), kw)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(
+                f"render_mode={render_mode!r} is not one of {self.metadata['render_modes']}"
+            )
+        self.render_mode = render_mode
+        cfg = self.config
+        K, D, V = cfg.capacity, cfg.dim, 2 * cfg.view_radius + 1
+        self.memory = SlotMemory(K, D, len(Move), cfg.max_inner_ops)
+        self.codec = self.memory.codec
+        self.action_space = spaces.Discrete(self.codec.n)
+        unit = dict(low=0.0, high=1.0, dtype=np.float32)
+        self.observation_space = spaces.Dict(
+            {
+                "item": spaces.Box(-np.inf, np.inf, (D + NUM_ITEM_FEATURES,), np.float32),
+                "slots": spaces.Box(-np.inf, np.inf, (K, D + NUM_SLOT_FEATURES), np.float32),
+                "recall": spaces.Box(-1.0, 1.0, (D + 1,), np.float32),
+                "action_mask": spaces.MultiBinary(self.codec.n),
+                "view": spaces.Box(0, NUM_VIEW_CODES - 1, (V, V), np.int8),
+                "pose": spaces.Box(shape=(2,), **unit),
+                "item_pos": spaces.Box(shape=(3,), **unit),
+                "slot_pos": spaces.Box(shape=(K, 2), **unit),
+                "recall_pos": spaces.Box(shape=(2,), **unit),
+                "phase": spaces.Box(shape=(NUM_PHASES,), **unit),
+                **self._extra_spaces(),
+            }
+        )
+        self.world: GridWorld | None = None
+        self._view = np.zeros((V, V), np.int8)
+        self._zero = np.zeros(D, np.float32)
+
+    # ---- task hooks ----------------------------------------------------------------------------
+
+    def _generate(self) -> None:
+        raise NotImplementedError
+
+    def _advance(self, move: Move) -> tuple[float, bool]:
+        """The world after the agent moved (or stayed): returns `(reward, terminated)`."""
+        raise NotImplementedError
+
+    def _outcome_metrics(self, timed_out: bool) -> dict[str, float]:
+        """`success` and the task's extra metrics; may set `metrics.correct/wrong/abstentions`."""
+        raise NotImplementedError
+
+    def _task_state(self) -> dict[str, Any]:
+        return {}
+
+    def _phase(self) -> int:
+        return 0
+
+    def _item(self) -> tuple[int, tuple[int, int] | None, bool]:
+        """What the agent attends to now: `(entity, position, is_query)`. Default: `_attend()`,
+        never a query."""
+        entity, pos = self._attend()
+        return entity, pos, False
+
+    def _attend(self) -> tuple[int, tuple[int, int] | None]:
+        """The nearest entity in view, or the backdrop (the look of the place itself, nowhere in
+        particular) when there is none: an agent always sees something."""
+        entity, pos = self.world.nearest_entity()
+        return (self.backdrop, None) if entity == NO_ENTITY else (entity, pos)
+
+    def make_world(self, cells: np.ndarray, num_entities: int) -> GridWorld:
+        """The episode's grid, with room for `num_entities` task entities and the backdrop."""
+        self.backdrop = num_entities
+        return GridWorld(cells, self.config.view_radius, num_entities + 1)
+
+    def _version(self, entity: int, pos) -> int:
+        return 0
+
+    def _keep(self) -> np.ndarray:
+        """Entities whose memory the rest of the episode needs (the oracle's store rule)."""
+        return np.zeros(self.num_entities, bool)
+
+    def _answer_entity(self) -> int:
+        """For a query item, the entity whose memory answers it (else -1)."""
+        return -1
+
+    def _extra_spaces(self) -> dict[str, spaces.Space]:
+        return {}
+
+    def _extra_obs(self) -> dict[str, np.ndarray]:
+        return {}
+
+    # ---- gym API -------------------------------------------------------------------------------
+
+    def encode(self, op, slot: int = 0) -> int:
+        return self.codec.encode(op, slot)
+
+    def decode(self, action: int):
+        return self.codec.decode(action)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._generate()
+        backdrop = random_units(self.np_random, 1, self.config.dim)
+        self.embeddings = np.concatenate([self.embeddings, backdrop])
+        self.num_entities = len(self.embeddings)
+        assert self.num_entities == len(self.world.where) == self.backdrop + 1
+        self.memory.reset(self.num_entities, self.num_queries)
+        self.t = 0
+        self.visited = np.zeros(self.num_entities, bool)
+        self._visited_phase = self._phase()
+        self._begin_step()
+        return self._observation(), {}
+
+    def step(self, action):
+        if self.world is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        mem = self.memory
+        a = int(action)
+        if not (0 <= a < self.codec.n and mem.mask[a]):
+            if mem.absorb_invalid():
+                return self._observation(), 0.0, False, False, {"invalid_action": True}
+            a = Move.STAY  # the budget is spent: the world moves on
+        if a >= len(Move):
+            wrote = mem.apply(*self.codec.decode(a))
+            reward = -self.config.write_cost if wrote else 0.0
+            return self._observation(), reward, False, False, {"invalid_action": False}
+
+        mem.end_world_step()
+        move = Move(a)
+        self.world.move(move)
+        self.t += 1
+        reward, terminated = self._advance(move)
+        timed_out = not terminated and self.t >= self.horizon
+        info: dict[str, Any] = {"invalid_action": False}
+        self._begin_step()
+        if terminated or timed_out:
+            outcome = self._outcome_metrics(timed_out)  # first: it fills in the answer counts
+            info["metrics"] = {**mem.summary(), **outcome}
+        return self._observation(), float(reward), terminated or timed_out, False, info
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions as booleans (sb3-contrib's MaskablePPO convention)."""
+        return self.memory.mask.astype(bool)
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    def _present(self, entity: int) -> np.ndarray:
+        """The embedding of `entity` as seen now: fresh noise each world step, unit norm."""
+        d = self.config.dim
+        v = self.embeddings[entity] + self.np_random.standard_normal(d) * (
+            self.config.noise / np.sqrt(d)
+        )
+        return (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)
+
+    def normalised(self, pos) -> np.ndarray:
+        h, w = self.world.shape
+        return np.array((pos[0] / max(h - 1, 1), pos[1] / max(w - 1, 1)), np.float32)
+
+    def _begin_step(self) -> None:
+        if self._phase() != self._visited_phase:  # a new phase: everything is worth a new look
+            self._visited_phase = self._phase()
+            self.visited.fill(False)
+        entity, pos, is_query = self._item()
+        self._item_entity, self._item_pos, self._is_query = entity, pos, is_query
+        if entity == NO_ENTITY:
+            item, content, where = self._zero, (-1, -1, -1), np.zeros(2, np.float32)
+        else:
+            if pos == self.world.pos:
+                self.visited[entity] = True
+            item = self._present(entity)
+            cell = -1 if pos is None else pos[0] * self.world.width + pos[1]
+            content = (entity, self._version(entity, pos), cell)
+            where = np.zeros(2, np.float32) if pos is None else self.normalised(pos)
+        writable = entity != NO_ENTITY and not is_query
+        self.memory.begin_step(
+            self.t, item, content, where, writable, is_query, self.world.move_mask()
+        )
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        mem = self.memory
+        obs = mem.observation(self.t / self.horizon)
+        obs["view"] = self.world.view(self._view).copy()
+        obs["pose"] = self.normalised(self.world.pos)
+        present = self._item_pos is not None
+        obs["item_pos"] = np.array((*mem.where, present), np.float32)
+        obs["slot_pos"] = mem.slot_where.copy()
+        obs["recall_pos"] = mem.recall_where.copy()
+        phase = np.zeros(NUM_PHASES, np.float32)
+        phase[self._phase()] = 1.0
+        obs["phase"] = phase
+        obs.update(self._extra_obs())
+        return obs
+
+    def cell_of(self, index: int) -> tuple[int, int]:
+        return (-1, -1) if index < 0 else divmod(int(index), self.world.width)
+
+    def get_state(self) -> dict[str, Any]:
+        """The hidden state and the future, for oracles, scripted navigators and debugging."""
+        mem, bank = self.memory, self.memory.bank
+        recall = mem.recall_content
+        return {
+            "task": type(self).__name__,
+            "t": self.t,
+            "horizon": self.horizon,
+            "phase": self._phase(),
+            "pos": self.world.pos,
+            "shape": self.world.shape,
+            "cells": self.world.cells.copy(),
+            "entity_pos": self.world.where.copy(),  # (-1, -1): not on the grid
+            "visited": self.visited.copy(),  # stood on as the item, in the current phase
+            "item_entity": self._item_entity,
+            "item_cell": self._item_pos,
+            "item_is_query": self._is_query,
+            "slot_occupied": bank.occupied.copy(),
+            "slot_entity": bank.content[:, FACT].copy(),
+            "slot_cell": [self.cell_of(c) for c in bank.content[:, POSITION]],
+            "recall_valid": mem.recall_valid,
+            "recall_entity": -1 if recall is None else int(recall[FACT]),
+            "inner_ops": mem.inner_ops,
+            "keep": self._keep(),
+            "answer_entity": self._answer_entity() if self._is_query else -1,
+            **self._task_state(),
+        }
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.world.render_rgb()
+        if self.render_mode != "ansi":
+            return None
+        bank = self.memory.bank
+        lines = [self.world.render_ansi(), f"t={self.t}/{self.horizon} phase={self._phase()}"]
+        for k in range(self.config.capacity):
+            c = bank.content[k]
+            lines.append(
+                f"  slot {k}: " + (f"entity {c[FACT]} at {self.cell_of(c[POSITION])}"
+                                   if bank.occupied[k] else "-")
+            )
+        return "\n".join(lines)

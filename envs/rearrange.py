@@ -1,0 +1,197 @@
+"""Rearrange: some objects get moved; put them back where they were."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from gymnasium import spaces
+
+from .config import Level
+from .embedding import fixed_direction, random_units, unit
+from .embodied import EmbodiedConfig, EmbodiedMemoryEnv, require
+from .grid import NO_ENTITY, Move, walled_room
+from .stream import W_FACT, W_KEY
+
+
+class RearrangePhase(IntEnum):
+    OBSERVE = 0
+    REARRANGE = 1
+
+
+@dataclass
+class RearrangeConfig(EmbodiedConfig):
+    room_size: int = 7
+    """Side of the square room (walls excluded)."""
+    num_objects: int = 4
+    """Objects that can be picked up."""
+    num_moved: int = 2
+    """Objects moved to new cells when the observation phase ends."""
+    num_clutter: int = 2
+    """Scenery: never moves, cannot be picked up, competes for memory."""
+    observe_steps: int = 40
+    """World steps to look around before the objects are moved."""
+    rearrange_steps: int = 80
+    """World steps to put the moved objects back."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.room_size >= 3, "room_size must be >= 3")
+        require(self.num_objects >= 1, "num_objects must be >= 1")
+        require(1 <= self.num_moved <= self.num_objects, "num_moved must be in [1, num_objects]")
+        require(self.num_clutter >= 0, "num_clutter must be >= 0")
+        require(
+            self.num_objects + self.num_clutter + self.num_moved < self.room_size**2,
+            f"a {self.room_size}x{self.room_size} room is too small for {self.num_objects} "
+            f"objects, {self.num_clutter} clutter and {self.num_moved} new places: raise room_size",
+        )
+        require(self.observe_steps >= 1, "observe_steps must be >= 1")
+        require(self.rearrange_steps >= 1, "rearrange_steps must be >= 1")
+
+
+class RearrangeEnv(EmbodiedMemoryEnv):
+    """
+    ## Description
+    After SAM2Act's MemoryBench. A room holds `num_objects` objects and some clutter. After
+    `observe_steps` world steps, `num_moved` objects are moved to new cells, all at once; the
+    agent has `rearrange_steps` to put each back. `STAY` on an object picks it up (hands empty);
+    `STAY` with an object in hand on a cell without one puts it down. Which objects moved, and
+    where they belong, only memory can tell. In the rearrange phase an object (seen or carried) is
+    a *query* item: RETRIEVE the memory of it and walk to where it was seen (`recall_pos`).
+
+    ## Action Space
+    `Discrete(5 + 4K)`: `STAY` (pick up / put down), `UP`, `RIGHT`, `DOWN`, `LEFT`, then
+    `STORE(s)`, `EDIT(s)`, `EVICT(s)`, `RETRIEVE(s)` per slot; memory ops do not advance the
+    world (at most `max_inner_ops` per world step).
+
+    ## Observation Space
+    As `ObjectRecallEnv` (`item`, `slots`, `recall`, `action_mask`, `view`, `pose`, `item_pos`,
+    `slot_pos`, `recall_pos`, `phase`: observe / rearrange), plus `carrying` (1 when holding).
+
+    ## Rewards
+    1 when every object is back in its place with empty hands; minus `write_cost` per write.
+
+    ## Episode End
+    Terminates on success or when the rearrange phase runs out. `info["metrics"]`: `success`,
+    `restored` (fraction of moved objects back in place), `displaced` (unmoved objects the agent
+    moved away), `distance_to_goal` (total distance of objects to their places) and the memory
+    metrics (lost items: moved objects not in memory when they were moved).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    description = "put moved objects back where they were"
+    summary_keys = ("room_size", "num_objects", "num_moved")
+    config_class = RearrangeConfig
+    presets = {
+        Level.EASY: dict(room_size=5, num_objects=2, num_moved=1, num_clutter=1, capacity=2,
+                         observe_steps=30, rearrange_steps=40),
+        Level.MEDIUM: dict(room_size=7, num_objects=4, num_moved=2, num_clutter=2, capacity=4,
+                           observe_steps=40, rearrange_steps=80),
+        Level.HARD: dict(room_size=9, num_objects=6, num_moved=4, num_clutter=3, capacity=6,
+                         observe_steps=80, rearrange_steps=200, noise=0.3),
+    }
+
+    def _extra_spaces(self):
+        return {"carrying": spaces.Box(0.0, 1.0, (1,), np.float32)}
+
+    def _extra_obs(self):
+        return {"carrying": np.array([self.carrying >= 0], np.float32)}
+
+    def _generate(self) -> None:
+        cfg, rng = self.config, self.np_random
+        S, N, M, C = cfg.room_size, cfg.num_objects, cfg.num_moved, cfg.num_clutter
+        self.world = self.make_world(walled_room(S, S), N + C)
+        interior = np.stack(np.divmod(np.arange(S * S), S), axis=1) + 1
+        placed = interior[rng.choice(S * S, N + C + M, replace=False)]
+        self.origin, self.clutter_cells, self.dest_cells = placed[:N], placed[N : N + C], placed[N + C :]
+        self.moved = np.sort(rng.choice(N, M, replace=False))
+        self.world.pos = tuple(int(v) for v in interior[rng.integers(S * S)])
+        D = cfg.dim
+        self.embeddings = np.concatenate(
+            [
+                unit(W_KEY * random_units(rng, N, D) + W_FACT * fixed_direction("object", D)),
+                random_units(rng, C, D),
+            ]
+        )
+        for e, cell in enumerate(placed[: N + C]):
+            self.world.place(e, cell)
+        self.num_queries = M
+        self.horizon = cfg.observe_steps + cfg.rearrange_steps
+        self.carrying = -1
+        self.solved = False
+
+    def _phase(self) -> int:
+        return RearrangePhase.OBSERVE if self.t < self.config.observe_steps else RearrangePhase.REARRANGE
+
+    def _advance(self, move: Move) -> tuple[float, bool]:
+        world, pos = self.world, self.world.pos
+        if self.t == self.config.observe_steps:
+            for e, cell in zip(self.moved, self.dest_cells):
+                world.take(self.origin[e])
+                world.place(int(e), cell)
+                self.memory.needed(int(e))
+        elif move is Move.STAY and self.t > self.config.observe_steps:
+            here = world.entity_at(pos)
+            if self.carrying < 0 and 0 <= here < self.config.num_objects:
+                self.carrying = world.take(pos)
+            elif self.carrying >= 0 and here == NO_ENTITY:
+                world.place(self.carrying, pos)
+                self.carrying = -1
+                if self._in_place().all():
+                    self.solved = True
+                    return 1.0, True
+        return 0.0, False
+
+    def _in_place(self) -> np.ndarray:
+        return (self.world.where[: self.config.num_objects] == self.origin).all(axis=1)
+
+    def _item(self):
+        rearranging = self._phase() == RearrangePhase.REARRANGE
+        if self.carrying >= 0:
+            return self.carrying, self.world.pos, True
+        entity, pos = self._attend()
+        return entity, pos, rearranging and 0 <= entity < self.config.num_objects
+
+    def _version(self, entity: int, pos) -> int:
+        """0 where the object belongs, 1 anywhere else (a moved object is a new version)."""
+        if entity >= self.config.num_objects:
+            return 0
+        return int(tuple(self.origin[entity]) != tuple(pos))
+
+    def _keep(self) -> np.ndarray:
+        keep = np.zeros(self.num_entities, bool)
+        keep[self.moved] = True
+        return keep
+
+    def _answer_entity(self) -> int:
+        return self._item_entity
+
+    def _outcome_metrics(self, timed_out: bool) -> dict[str, float]:
+        in_place = self._in_place()
+        moved = np.zeros(self.config.num_objects, bool)
+        moved[self.moved] = True
+        restored = int(in_place[moved].sum())
+        m = self.memory.metrics
+        m.correct, m.wrong = restored, len(self.moved) - restored
+        where = self.world.where[: self.config.num_objects].copy()
+        if self.carrying >= 0:
+            where[self.carrying] = self.world.pos
+        return {
+            "success": float(self.solved),
+            "restored": restored / len(self.moved),
+            "displaced": float((~in_place[~moved]).sum()),
+            "distance_to_goal": float(np.abs(where - self.origin).sum()),
+        }
+
+    def _task_state(self) -> dict:
+        return {
+            "object_cells": self.origin.copy(),
+            "moved": self.moved.copy(),
+            "dest_cells": self.dest_cells.copy(),
+            "carrying": self.carrying,
+            "in_place": self._in_place(),
+            "num_objects": self.config.num_objects,
+        }
