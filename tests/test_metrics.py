@@ -17,7 +17,7 @@ from memgym.envs import ItemKind, Op
 from memgym.envs.episode_metrics import METRIC_NAMES
 
 # One fact, one query at the end, two slots: short enough to reason about item by item.
-TINY = dict(length=20, num_facts=1, num_queries=1, capacity=2)
+TINY = dict(length=20, num_facts=1, num_queries=1, capacity=2, query_schedule="end")
 CONFLICT = "memgym/Conflict-Easy-v0"
 
 
@@ -113,7 +113,8 @@ def store_slot(slot):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_skip_everything(seed):
     """No memory use: every query is an abstention, and every needed item was skipped."""
-    ep = play("memgym/Retrieval-Easy-v0", seed, lambda s, env: 0)  # 4 facts, 4 queries at the end
+    ep = play("memgym/Retrieval-Easy-v0", seed, lambda s, env: 0, num_facts=4, num_queries=4,
+              update_rate=0.0, query_schedule="end")
     # Each of the 4 facts is asked once (queries cycle through the facts), never updated.
     expect(ep, abstentions=4, lost_items=4, lost_skipped=4)
     assert ep.ret == 0.0
@@ -122,7 +123,8 @@ def test_skip_everything(seed):
 def test_skip_everything_multihop_counts_bridge_and_target():
     """Multi-hop Easy: 2 chains (bridge + target), 4 queries cycling over the 2 bridges: each query
     needs its bridge and its target, so all 4 facts are lost, each counted once."""
-    ep = play("memgym/MultiHop-Easy-v0", 0, lambda s, env: 0)
+    ep = play("memgym/MultiHop-Easy-v0", 0, lambda s, env: 0, num_facts=4, num_queries=4,
+              update_rate=0.0, query_schedule="end")
     expect(ep, abstentions=4, lost_items=4, lost_skipped=4)
 
 
@@ -310,7 +312,7 @@ def test_accuracy_is_the_fraction_of_right_answers(seed):
         return 0
 
     ep = play("memgym/Retrieval-Easy-v0", seed, rule, length=24, num_facts=2, num_queries=2,
-              capacity=2)
+              capacity=2, update_rate=0.0, query_schedule="end")
     expect(ep, accuracy=0.5, correct=1, wrong=1, writes=2, retrieves=2,
            mean_utilisation=two_facts_kept(ep))
     assert ep.ret == 0.5
@@ -320,7 +322,7 @@ def test_same_needed_version_is_lost_once():
     """One fact (never updated), asked twice at the end, never stored: two abstentions, one lost
     item (lost items count (fact, version) pairs, not queries)."""
     ep = play(CONFLICT, 0, lambda s, env: 0, update_rate=0.0, length=20, num_facts=1,
-              num_queries=2, capacity=2)
+              num_queries=2, capacity=2, query_schedule="end")
     expect(ep, abstentions=2, lost_items=1, lost_skipped=1)
 
 
@@ -349,7 +351,7 @@ def test_multihop_reads_bridge_then_target(seed):
         return 0
 
     ep = play("memgym/MultiHop-Easy-v0", seed, rule, length=24, num_facts=2, num_queries=1,
-              capacity=2)
+              capacity=2, update_rate=0.0, query_schedule="end")
     expect(ep, accuracy=1.0, correct=1, writes=2, retrieves=2,
            mean_utilisation=two_facts_kept(ep))
 
@@ -367,7 +369,7 @@ def test_multihop_missing_bridge_is_a_lost_item(seed):
         return 0
 
     ep = play("memgym/MultiHop-Easy-v0", seed, rule, length=24, num_facts=2, num_queries=1,
-              capacity=2)
+              capacity=2, update_rate=0.0, query_schedule="end")
     intro = ep.positions(ItemKind.FACT, 1)[0]
     expect(ep, accuracy=1.0, correct=1, writes=1, retrieves=1, lost_items=1, lost_skipped=1,
            mean_utilisation=one_slot_from(ep, intro))
