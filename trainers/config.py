@@ -112,8 +112,9 @@ class TrainConfig:
                 )
             if self.group_size < 2:
                 raise ConfigError("group_size must be >= 2 for GRPO (advantages are relative)")
-        batch = self.num_envs * (self.rollout_steps if self.algo is Algo.PPO else 1)
-        if self.algo is Algo.PPO and batch % self.minibatches:
+        stepped = self.algo in (Algo.PPO, Algo.MASKABLE_PPO)
+        batch = self.num_envs * (self.rollout_steps if stepped else 1)
+        if stepped and batch % self.minibatches:
             raise ConfigError(
                 f"the batch num_envs*rollout_steps={batch} is not divisible by "
                 f"minibatches={self.minibatches}: change minibatches or rollout_steps"

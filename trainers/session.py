@@ -26,7 +26,11 @@ def run_training(cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
     if cfg.algo is Algo.MASKABLE_PPO:
         from .sb3_backend import train_maskable_ppo
 
-        trainer = train_maskable_ppo(cfg, paths, resume=resume, progress=progress)
+        trainer = train_maskable_ppo(cfg, paths, resume=resume, progress=progress,
+                                     max_iterations=max_iterations)
+        if trainer.stopped_early:
+            return {"stopped_early": True, "run_dir": str(paths.root),
+                    "iteration": trainer.iteration, "global_step": trainer.global_step}
     else:
         trainer = Trainer(cfg, paths.root, resume=resume)
         try:
