@@ -1,4 +1,4 @@
-"""The `memgym` command line: `envs`, `eval`, `bench`."""
+"""The `memgym` command line: `envs`, `eval`, `bench`, `train`, `sweep`, `launch`."""
 
 from __future__ import annotations
 
@@ -155,6 +155,91 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _train_config(config: str, overrides: list[str]):
+    """A config file + overrides, checked (keys, types, env keywords) before any work starts."""
+    from memgym.envs.config import ConfigError
+    from memgym.registry import make_env, resolve_env
+    from memgym.trainers.config import load_config
+
+    try:
+        cfg = load_config(config, overrides)
+        cfg.env = resolve_env(cfg.env)
+        make_env(cfg.env, cfg.env_kwargs).close()
+    except ConfigError as e:
+        raise UsageError(f"config error: {e}") from None
+    return cfg
+
+
+def _cmd_sweep(args) -> int:
+    import time
+
+    from memgym.envs.config import ConfigError
+    from memgym.trainers.sweep import METRIC, parse_param, run_sweep, validate
+
+    cfg = _train_config(args.config, args.overrides)
+    if args.samples < 1:
+        raise UsageError(f"--samples must be >= 1, got {args.samples}")
+    try:
+        params = [parse_param(p) for p in args.param]
+        validate(cfg, params)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    name = args.name or f"sweep-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = Path(args.runs) / name
+    if root.exists() and any(root.iterdir()):
+        raise UsageError(f"{root} already exists: pick another --name")
+    print(f"sweep of {', '.join(p.key for p in params)}: {args.samples} trials of "
+          f"{cfg.algo.value} on {cfg.env} -> {root}/trial_<i>/")
+    out = run_sweep(cfg, params, args.samples, root, args.max_concurrent)
+    keys = [p.key for p in params]
+    rows = [["trial", *keys, f"held-out {METRIC}"], ["---"] * (len(keys) + 2)]
+    for t in sorted(out["trials"], key=lambda t: -(t[METRIC] if t[METRIC] is not None else -1)):
+        values = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in t["params"].values()]
+        score = f"{t[METRIC]:.3f}" if t[METRIC] is not None else f"failed: {t['error']}"
+        rows.append([str(t["trial"]), *values, score])
+    print("\n".join("| " + " | ".join(r) + " |" for r in rows))
+    best = out["best"]
+    if best is None:
+        print(f"no trial finished; see {root / 'tune'} for the errors")
+        return 1
+    chosen = " ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v:.6g}"
+                      if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
+    print(f"best: {best['trial']} ({METRIC} {best[METRIC]:.3f}) with {chosen}")
+    print(f"  run folder: {best['run_dir']}; summary: {root / 'sweep.json'}")
+    print(f"  train with it: memgym train {args.config} {' '.join(args.overrides)} {chosen}".rstrip())
+    return 0
+
+
+def _cmd_launch(args) -> int:
+    import os
+    import time
+
+    from memgym.launch import LaunchError, follow, submit
+
+    cfg = _train_config(args.config, args.overrides)
+    address = args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise UsageError("launch needs --address http://HOST:8265 (the Ray dashboard of the cluster)")
+    if not address.startswith(("http://", "https://")):
+        raise UsageError(f"--address {address} must be the dashboard URL, e.g. http://127.0.0.1:8265")
+    name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    runs = str(Path(args.runs).resolve())
+    try:
+        jobs, job_id, cmd = submit(address, args.config, args.overrides, name, runs)
+    except LaunchError as e:
+        raise UsageError(str(e)) from None
+    print(f"submitted Ray job {job_id} ({cfg.algo.value} on {cfg.env}) to {address}")
+    print(f"  entrypoint: {cmd}")
+    print(f"  run folder: {Path(runs) / name}")
+    print(f"  follow its logs: ray job logs --address {address} --follow {job_id}")
+    print(f"  status / stop:   ray job status --address {address} {job_id}  |  ray job stop ...")
+    if not args.wait:
+        return 0
+    status = follow(jobs, job_id)
+    print(f"job {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="memgym", description="Train and evaluate memory policies.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -181,6 +266,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
+
+    w = sub.add_parser("sweep", help="Ray Tune search over config values")
+    w.add_argument("config", help="YAML config (see configs/)")
+    w.add_argument("overrides", nargs="*", help="fixed key=value overrides")
+    w.add_argument("--param", action="append", required=True, metavar="KEY=KIND:ARGS",
+                   help="searched value: lr=loguniform:1e-4:1e-3, ent_coef=uniform:0:0.02, "
+                        "hidden=choice:32,64, epochs=randint:2:8 (repeat for more keys)")
+    w.add_argument("--samples", type=int, default=8, help="number of trials")
+    w.add_argument("--name", help="sweep name (default: sweep-<config>-<timestamp>)")
+    w.add_argument("--runs", default="runs", help="folder that holds runs")
+    w.add_argument("--max-concurrent", type=int, default=0,
+                   help="trials at once (default: as many as the CPUs allow)")
+    w.set_defaults(func=_cmd_sweep)
+
+    la = sub.add_parser("launch", help="submit `memgym train` as a Ray Job")
+    la.add_argument("config", help="YAML config inside the project (see configs/)")
+    la.add_argument("overrides", nargs="*", help="key=value overrides")
+    la.add_argument("--address", help="Ray dashboard URL, e.g. http://127.0.0.1:8265 "
+                                      "(default: $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS)")
+    la.add_argument("--name", help="run name (default: config name + timestamp)")
+    la.add_argument("--runs", default="runs",
+                    help="where the job writes its run folder (made absolute; on a real cluster "
+                         "use storage the nodes share)")
+    la.add_argument("--wait", action="store_true", help="print the job's logs until it ends")
+    la.set_defaults(func=_cmd_launch)
 
     b = sub.add_parser("bench", help="speed benchmarks")
     b.add_argument("what", choices=["envs"])
