@@ -23,7 +23,10 @@ def _cmd_envs(args) -> int:
             cls = getattr(__import__(module, fromlist=[name]), name)
         level = spec.kwargs.get("level", "")
         preset = cls.presets.get(type(next(iter(cls.presets)))(level), {})
-        size = f"length {preset.get('length')}, K={preset.get('capacity')}"
+        if hasattr(cls, "describe_preset"):
+            size = cls.describe_preset(preset)
+        else:
+            size = f"length {preset.get('length')}, K={preset.get('capacity')}"
         print(f"{eid:<38} {cls.description} ({size})")
     return 0
 
@@ -31,6 +34,7 @@ def _cmd_envs(args) -> int:
 def _cmd_eval(args) -> int:
     from memgym import report
     from memgym.evaluation import evaluate
+    from memgym.envs.registration import family_of
     from memgym.registry import make_env, parse_kwargs, resolve_env, resolve_policy
 
     if args.suite:
@@ -38,7 +42,7 @@ def _cmd_eval(args) -> int:
     if not args.policy or not args.env:
         raise UsageError("eval needs --policy and --env (or --suite NAME)")
     env_id = resolve_env(args.env)
-    policy = resolve_policy(args.policy)
+    policy = resolve_policy(args.policy, family_of(env_id))
     kwargs = parse_kwargs(args.env_kwargs)
     make_env(env_id, kwargs).close()  # validate keywords before any work
     _check_episodes(args.episodes)
@@ -54,7 +58,7 @@ def _eval_suite(args) -> int:
     from memgym.envs.config import Level
     from memgym.envs.registration import FAMILIES, env_id
     from memgym.evaluation import evaluate
-    from memgym.policies import BASELINES
+    from memgym.policies import FAMILY_BASELINES
     from memgym.registry import suggest
 
     if args.suite not in FAMILIES:
@@ -66,15 +70,16 @@ def _eval_suite(args) -> int:
     _check_episodes(args.episodes)
     results = []
     for task in FAMILIES[args.suite]:
-        for name, make_policy in BASELINES.items():
+        for name, make_policy in FAMILY_BASELINES[args.suite].items():
             results.append(evaluate(make_policy(), env_id(task, level), args.episodes, args.seed))
-    print(report.suite_table(results, "accuracy"))
+    headline = "success" if args.suite == "embodied" else "accuracy"  # a goal reached, or answers
+    print(report.suite_table(results, headline))
     print()
     print(report.suite_table(results, "lost_items"))
     if args.json:
         _write_json(args.json, [r.to_json() for r in results])
     if args.plot:
-        report.suite_chart(results, args.plot)
+        report.suite_chart(results, args.plot, headline)
         print(f"chart written to {args.plot}")
     return 0
 

@@ -10,7 +10,7 @@ import gymnasium as gym
 
 import memgym.envs  # noqa: F401  (registers the envs)
 from memgym.envs.registration import registered_ids
-from memgym.policies import BASELINES
+from memgym.policies import BASELINES, FAMILY_BASELINES
 
 
 class UsageError(Exception):
@@ -31,10 +31,12 @@ def resolve_env(env_id: str) -> str:
     raise UsageError(f"unknown env '{env_id}'{suggest(env_id, ids)} (see `memgym envs`)")
 
 
-def resolve_policy(name: str):
-    """A baseline by name, or a trained policy from a run folder or checkpoint file."""
-    if name in BASELINES:
-        return BASELINES[name]()
+def resolve_policy(name: str, family: str | None = None):
+    """A baseline by name (of the env's family: `oracle` on an embodied task is the embodied
+    oracle), or a trained policy from a run folder or checkpoint file."""
+    baselines = FAMILY_BASELINES.get(family, BASELINES)
+    if name in baselines:
+        return baselines[name]()
     from pathlib import Path
 
     if Path(name).exists():
@@ -46,7 +48,7 @@ def resolve_policy(name: str):
         except CheckpointError as e:
             raise UsageError(str(e)) from None
     raise UsageError(
-        f"unknown policy '{name}'{suggest(name, BASELINES)}; baselines: {', '.join(BASELINES)}, "
+        f"unknown policy '{name}'{suggest(name, baselines)}; baselines: {', '.join(baselines)}, "
         "or a run folder / checkpoint path"
     )
 
