@@ -5,6 +5,7 @@ from .config import ConfigError, Level, QuerySchedule, StreamConfig
 from .conflict import ConflictEnv
 from .cue_corridor import CueCorridorEnv
 from .embodied import EmbodiedConfig, EmbodiedMemoryEnv
+from .explicit_memory import ExplicitMemory
 from .grid import Move
 from .multihop import MultiHopEnv
 from .object_recall import ObjectRecallEnv
@@ -20,8 +21,8 @@ register_all()
 
 __all__ = [
     "ActionCodec", "ConfigError", "ConflictEnv", "CueCorridorEnv", "EMBODIED_TASKS",
-    "EmbodiedConfig", "EmbodiedMemoryEnv", "FAMILIES", "ITEM_FEATURES", "ItemKind", "Level",
-    "MemoryBank", "Move", "MultiHopEnv", "ObjectRecallEnv", "Op", "QuerySchedule",
-    "RearrangeEnv", "RetrievalEnv", "SLOT_FEATURES", "STREAMING_TASKS", "StreamConfig",
-    "StreamingMemoryEnv", "TestTimeLearningEnv", "register_all", "registered_ids",
+    "EmbodiedConfig", "EmbodiedMemoryEnv", "ExplicitMemory", "FAMILIES", "ITEM_FEATURES",
+    "ItemKind", "Level", "MemoryBank", "Move", "MultiHopEnv", "ObjectRecallEnv", "Op",
+    "QuerySchedule", "RearrangeEnv", "RetrievalEnv", "SLOT_FEATURES", "STREAMING_TASKS",
+    "StreamConfig", "StreamingMemoryEnv", "TestTimeLearningEnv", "register_all", "registered_ids",
 ]
