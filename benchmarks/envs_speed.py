@@ -2,8 +2,8 @@
 
 Every env is stepped by the same loop: reset when an episode ends, actions drawn from a table of
 random numbers made before the clock starts. For memgym the number picks uniformly among the valid
-actions of `obs["action_mask"]` (one `flatnonzero`, about a microsecond); POPGym and MiniGrid have
-no invalid actions, so it picks among all of them. Each env is timed twice: as `gym.make` returns
+actions of `obs["action_mask"]` (one `nonzero`, a fraction of a microsecond); POPGym and MiniGrid
+have no invalid actions, so it picks among all of them. Each env is timed twice: as `gym.make` returns
 it (order enforcing, env checker, ...) and unwrapped.
 
 Run it with `memgym bench envs [--json PATH] [--seconds S]`.
@@ -112,7 +112,7 @@ def _cpu_model() -> str:
 
 def _masked_picker(env: gym.Env) -> Callable[[Any, float], int]:
     def pick(obs, u: float) -> int:
-        valid = np.flatnonzero(obs["action_mask"])
+        valid = obs["action_mask"].nonzero()[0]
         return int(valid[int(u * len(valid))])
 
     return pick

@@ -7,6 +7,8 @@ leak task-internal ids.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # Hidden content columns: which fact (-1 for a distractor), which version, stream position.
@@ -27,6 +29,12 @@ NUM_SLOT_FEATURES = len(SLOT_FEATURES)
 
 # Ages and counts are log-scaled so the features stay in a small range at any stream length.
 _LOG_SCALE = 1.0 / 8.0
+# The scaled log of every age up to this, looked up rather than computed (shared, 256 KB).
+# Stored reversed, `_LOG_AGE[j] = log1p(_MAX_AGE - j) / 8`, so the features at time `t` are
+# `_LOG_AGE[_MAX_AGE - t:]` indexed by each slot's reference time: no per-step subtraction.
+_MAX_AGE = (1 << 16) - 1
+_LOG_AGE = (np.log1p(np.arange(_MAX_AGE, -1, -1)) * _LOG_SCALE).astype(np.float32)
+_EMPTY_REF = 1 << 62  # reference time of an empty slot: clipped to the last entry, log1p(0) = 0
 
 
 class MemoryBank:
@@ -37,24 +45,40 @@ class MemoryBank:
         self.dim = dim
         self.embedding = np.zeros((capacity, dim), np.float32)
         self.occupied = np.zeros(capacity, bool)
-        self.written_at = np.zeros(capacity, np.int64)
-        self.used_at = np.zeros(capacity, np.int64)
+        # Rows `written_at` and `used_at`, so both ages are computed in one pass (see `ages`).
+        self.times = np.zeros((2, capacity), np.int64)
+        self.written_at = self.times[0]
+        self.used_at = self.times[1]
         self.reads = np.zeros(capacity, np.int64)
         self.edits = np.zeros(capacity, np.int64)
         self.content = np.full((capacity, 3), -1, np.int64)
+        # For `ages`: `times`, with empty slots pushed to the far future.
+        self._age_ref = np.full((2, capacity), _EMPTY_REF, np.int64)
+        self._size = 0
 
     def clear(self) -> None:
         self.embedding.fill(0.0)
         self.occupied.fill(False)
-        self.written_at.fill(0)
-        self.used_at.fill(0)
+        self.times.fill(0)
         self.reads.fill(0)
         self.edits.fill(0)
         self.content.fill(-1)
+        self._age_ref.fill(_EMPTY_REF)
+        self._size = 0
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["written_at"], state["used_at"]  # views of `times`, restored below
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.written_at = self.times[0]
+        self.used_at = self.times[1]
 
     @property
     def size(self) -> int:
-        return int(self.occupied.sum())
+        return self._size
 
     def first_free(self) -> int:
         """Index of the first empty slot, or -1 when full."""
@@ -70,6 +94,8 @@ class MemoryBank:
         self.reads[slot] = 0
         self.edits[slot] = 0
         self.content[slot] = content
+        self._age_ref[:, slot] = t
+        self._size += 1
 
     def edit(self, slot: int, embedding: np.ndarray, content, t: int) -> None:
         """Overwrite an occupied slot; its read count survives, its edit count grows."""
@@ -79,6 +105,7 @@ class MemoryBank:
         self.used_at[slot] = t
         self.edits[slot] += 1
         self.content[slot] = content
+        self._age_ref[:, slot] = t
 
     def evict(self, slot: int) -> None:
         assert self.occupied[slot], "EVICT of an empty slot"
@@ -89,11 +116,14 @@ class MemoryBank:
         self.reads[slot] = 0
         self.edits[slot] = 0
         self.content[slot] = EMPTY_CONTENT
+        self._age_ref[:, slot] = _EMPTY_REF
+        self._size -= 1
 
     def read(self, slot: int, t: int) -> np.ndarray:
         assert self.occupied[slot], "RETRIEVE of an empty slot"
         self.reads[slot] += 1
         self.used_at[slot] = t
+        self._age_ref[1, slot] = t
         return self.embedding[slot]
 
     def holds(self, fact: int, version: int) -> int:
@@ -115,14 +145,28 @@ class MemoryBank:
         dot products are cosine similarities and empty slots score 0 everywhere.
         """
         d = self.dim
-        occ = self.occupied
         out[:, :d] = self.embedding
         f = out[:, d:]
-        f[:, 0] = occ
-        f[:, 1] = np.log1p(t - self.written_at) * _LOG_SCALE * occ
-        f[:, 2] = np.log1p(t - self.used_at) * _LOG_SCALE * occ
+        f[:, 0] = self.occupied
+        self.ages(t, f[:, 1:3].T)
         f[:, 3] = np.log1p(self.reads) * _LOG_SCALE
         f[:, 4] = np.log1p(self.edits) * _LOG_SCALE
-        # One matmul for the three similarities.
-        f[:, 5:8] = self.embedding @ np.stack((item, recall, queries), axis=1)
+        f[:, 5] = self.embedding @ item
+        f[:, 6] = self.embedding @ recall
+        f[:, 7] = self.embedding @ queries
         return out
+
+    def ages(self, t: int, out: np.ndarray) -> np.ndarray:
+        """Write the log-scaled `age` and `since_used` of every slot (0 when empty) into `out`,
+        shape `(2, K)`: the slot features that change at every step, so they are looked up."""
+        if t <= _MAX_AGE:
+            return _LOG_AGE[_MAX_AGE - t :].take(self._age_ref, out=out, mode="clip")
+        ages = np.log1p(np.maximum(t - self._age_ref, 0)) * _LOG_SCALE  # a very long stream
+        out[...] = ages
+        return out
+
+    def reads_feature(self, slot: int) -> float:
+        return math.log1p(self.reads[slot]) * _LOG_SCALE
+
+    def edits_feature(self, slot: int) -> float:
+        return math.log1p(self.edits[slot]) * _LOG_SCALE

@@ -14,13 +14,14 @@ version of that fact's *answer fact* (itself, or for multi-hop the fact its brid
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 
 from .config import ConfigError, QuerySchedule, StreamConfig
-from .embedding import DistractorSource, fixed_direction, random_units, unit
+from .embedding import DistractorSource, fixed_direction, random_units, unit, unit_vector
 
 NEVER = np.iinfo(np.int64).max
 
@@ -72,6 +73,18 @@ class FactStream:
         linked = task.link_of >= 0
         self.values[linked] = self.keys[task.link_of[linked]]
         self.topics = random_units(rng, max(task.num_topics, 1), D)
+        # Each embedding is a fixed part plus fresh noise; the fixed parts are kept per fact and
+        # only the fact's part is redone when an update changes its value.
+        self._noise_scale = float(cfg.noise / np.sqrt(D))
+        self._key_part = W_KEY * self.keys
+        self._fact_part = W_FACT * self.fact_dir
+        self._topic_part = W_TOPIC * self.topics
+        self._fact_base = self._key_part + W_VALUE * self.values
+        self._fact_base += self._fact_part
+        topical = task.topic_of >= 0
+        self._fact_base[topical] += self._topic_part[task.topic_of[topical]]
+        self._query_base = self._key_part + W_QUERY * self.query_dir
+        self._query_base[topical] += self._topic_part[task.topic_of[topical]]
         self.version = np.full(F, -1, np.int64)
         self.next_update = np.full(F, NEVER, np.int64)
 
@@ -80,8 +93,10 @@ class FactStream:
         gap = F / (1.0 - cfg.distractor_rate)
         updatable = task.updatable if task.updatable is not None else np.ones(F, bool)
         ur = np.where(updatable, cfg.update_rate, 0.0)
-        self._update_p = np.where(ur > 0, np.minimum(1.0, ur / gap), 0.0)
-        self._restate_p = np.where(ur < 1, np.minimum(1.0, (1.0 - ur) / gap), 0.0)
+        # Plain Python lists: read once per fact mention.
+        self._update_p = np.where(ur > 0, np.minimum(1.0, ur / gap), 0.0).tolist()
+        self._restate_p = np.where(ur < 1, np.minimum(1.0, (1.0 - ur) / gap), 0.0).tolist()
+        self._has_own_value = (task.link_of < 0).tolist()
 
         self.fact_end = L - Q if cfg.query_schedule is QuerySchedule.END else L
         span = min(self.fact_end, max(2 * F, int(np.ceil(gap))))
@@ -90,11 +105,13 @@ class FactStream:
         intro_time = np.empty(F, np.int64)
         intro_time[intro_of] = intro
         self._schedule_queries(intro_time)
+        self._query_times = self.query_positions.tolist()  # plain ints for the per-item check
 
         self._pending: dict[int, tuple[int, Event]] = {
             int(intro_time[f]): (int(f), Event.INTRO) for f in range(F)
         }
-        self._next_fact_time = min(self._pending)
+        self._pending_times = sorted(self._pending)  # a heap of the keys of `_pending`
+        self._next_fact_time = self._pending_times[0]
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -147,20 +164,22 @@ class FactStream:
     def item(self, t: int):
         """`(kind, embedding, fact, version)` of the item at position `t` (called once per t)."""
         q = self._next_query
-        if q < len(self.query_positions) and self.query_positions[q] == t:
+        if q < len(self._query_times) and self._query_times[q] == t:
             self._next_query += 1
             f = int(self.query_facts[q])
             return ItemKind.QUERY, self._query_embedding(f), f, -1
         if t == self._next_fact_time:
             f, event = self._pending.pop(t)
+            heapq.heappop(self._pending_times)
             if event is not Event.RESTATE:
                 self.version[f] += 1
-                if event is Event.UPDATE and self.task.link_of[f] < 0:
-                    self.values[f] = random_units(self.rng, 1, self.cfg.dim)[0]
+                if event is Event.UPDATE and self._has_own_value[f]:
+                    self.values[f] = unit_vector(self.rng.standard_normal(self.cfg.dim))
+                    self._refresh_fact_base(f)
                 self.next_update[f] = self._schedule(f, t, Event.UPDATE, self._update_p[f])
             if event is not Event.UPDATE:
                 self._schedule(f, t, Event.RESTATE, self._restate_p[f])
-            self._next_fact_time = min(self._pending) if self._pending else NEVER
+            self._next_fact_time = self._pending_times[0] if self._pending_times else NEVER
             return ItemKind.FACT, self._fact_embedding(f), f, int(self.version[f])
         return ItemKind.DISTRACTOR, self.distractors.draw(), -1, -1
 
@@ -173,23 +192,28 @@ class FactStream:
         if nt >= self.fact_end:
             return NEVER
         self._pending[nt] = (f, event)
+        heapq.heappush(self._pending_times, nt)
         return nt
 
-    def _noise(self) -> np.ndarray:
-        d = self.cfg.dim
-        return self.rng.standard_normal(d) * (self.cfg.noise / np.sqrt(d))
-
-    def _topic(self, f: int) -> np.ndarray:
+    def _refresh_fact_base(self, f: int) -> None:
+        v = self._key_part[f] + W_VALUE * self.values[f]
+        v += self._fact_part
         topic = self.task.topic_of[f]
-        return W_TOPIC * self.topics[topic] if topic >= 0 else 0.0
+        if topic >= 0:
+            v += self._topic_part[topic]
+        self._fact_base[f] = v
+
+    def _noisy(self, base: np.ndarray) -> np.ndarray:
+        # `normal(0, s)` draws exactly `standard_normal() * s`, in one call.
+        x = self.rng.normal(0.0, self._noise_scale, self.cfg.dim)
+        x += base
+        return unit_vector(x)
 
     def _fact_embedding(self, f: int) -> np.ndarray:
-        v = W_KEY * self.keys[f] + W_VALUE * self.values[f] + W_FACT * self.fact_dir
-        return unit(v + self._topic(f) + self._noise())
+        return self._noisy(self._fact_base[f])
 
     def _query_embedding(self, f: int) -> np.ndarray:
-        v = W_KEY * self.keys[f] + W_QUERY * self.query_dir
-        return unit(v + self._topic(f) + self._noise())
+        return self._noisy(self._query_base[f])
 
     # ---- the future, for oracles ---------------------------------------------------------------
 

@@ -3,16 +3,17 @@ differs (presets and the structure of their facts)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .bank import FACT, NUM_SLOT_FEATURES, VERSION, MemoryBank
+from .bank import FACT, NUM_SLOT_FEATURES, SLOT_FEATURES, VERSION, MemoryBank
 from .config import Level, StreamConfig, build_config
 from .episode_metrics import EpisodeMetrics
-from .ops import ADVANCING_OPS, ActionCodec, Op
+from .ops import SLOT_OPS, ActionCodec, Op
 from .stream import NEVER, FactStream, ItemKind, TaskStructure
 
 ITEM_FEATURES = (
@@ -26,6 +27,22 @@ ITEM_FEATURES = (
     "occupancy",  # fraction of slots in use
 )
 NUM_ITEM_FEATURES = len(ITEM_FEATURES)
+
+(_IS_QUERY, _PROGRESS, _RECALL_VALID, _SIM_RECALL, _SIM_QUERIES, _QUERIES_SEEN, _INNER_LEFT,
+ _OCCUPANCY) = map(ITEM_FEATURES.index, (
+    "is_query", "progress", "recall_valid", "sim_recall", "sim_queries", "queries_seen",
+    "inner_ops_left", "occupancy"))
+OCCUPIED, AGE, SINCE_USED, READS, EDITS, SIM_ITEM, SIM_RECALL, SIM_QUERIES = map(
+    SLOT_FEATURES.index,
+    ("occupied", "age", "since_used", "reads", "edits", "sim_item", "sim_recall", "sim_queries"),
+)
+# Attributes that are views into `_ob_slots` (rebuilt after unpickling).
+_SLOT_VIEWS = ("_ob_ages", "_ob_sim_item", "_ob_sim_recall", "_ob_sim_queries")
+
+
+def _unit32(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return (v / n).astype(np.float32) if n > 0 else np.zeros(len(v), np.float32)
 
 
 class StreamingMemoryEnv(gym.Env):
@@ -55,8 +72,58 @@ class StreamingMemoryEnv(gym.Env):
         )
         self.bank = MemoryBank(K, D)
         self.stream: FactStream | None = None
-        self._slot_obs = np.zeros((K, D + NUM_SLOT_FEATURES), np.float32)
         self._zero = np.zeros(D, np.float32)
+        self._op_of = [self.codec.decode(a)[0] for a in range(self.codec.n)]
+        self._slot_of = [self.codec.decode(a)[1] for a in range(self.codec.n)]
+        self._dim, self._capacity = D, K
+        self._init_mask_tables()
+        self._init_obs_buffer()
+
+    def _init_mask_tables(self) -> None:
+        """The mask is gathered in one indexing op from `_mask_src` = [0, 1, occupied (K),
+        free (K)], kept current by writes and evictions, with one of four index tables chosen by
+        (is the item a query?, are the non-advancing ops spent?)."""
+        K = self.config.capacity
+        self._mask_src = np.zeros(2 + 2 * K, np.int8)
+        self._mask_src[1] = 1
+        self._mask_src[2 + K :] = 1
+        slots = np.arange(K)
+        occupied, free, never = 2 + slots, 2 + K + slots, np.zeros(K, np.intp)
+        self._mask_tables = {}
+        for is_query in (False, True):
+            for spent in (False, True):
+                blocks = {
+                    Op.STORE: never if is_query else free,
+                    Op.EDIT: never if is_query else occupied,
+                    Op.EVICT: never if spent else occupied,
+                    Op.RETRIEVE: never if spent else occupied,
+                }
+                table = np.zeros(self.codec.n, np.intp)
+                table[0] = 1  # SKIP is always valid
+                for op in SLOT_OPS:
+                    table[self.codec.encode(op, 0) + slots] = blocks[op]
+                self._mask_tables[is_query, spent] = table
+        self._mask_table = self._mask_tables[False, False]
+        self._mask = self._mask_src[self._mask_table]
+
+    def _init_obs_buffer(self) -> None:
+        """The observation is kept in three preallocated arrays, updated in place as events happen
+        (see "internals" below); a step emits fresh copies of them, so returned observations never
+        alias state that later steps change. `slots` is kept column-major, since what changes at
+        every step is a column (ages, similarity to the item), and emitted row-major."""
+        K, D = self.config.capacity, self.config.dim
+        self._ob_item = np.zeros(D + NUM_ITEM_FEATURES, np.float32)
+        self._ob_slots = np.zeros((K, D + NUM_SLOT_FEATURES), np.float32, order="F")
+        self._ob_recall = np.zeros(D + 1, np.float32)
+        self._init_views()
+
+    def _init_views(self) -> None:
+        D = self._dim
+        slots = self._ob_slots
+        self._ob_ages = slots[:, D + AGE : D + SINCE_USED + 1].T  # (2, K)
+        self._ob_sim_item = slots[:, D + SIM_ITEM]
+        self._ob_sim_recall = slots[:, D + SIM_RECALL]
+        self._ob_sim_queries = slots[:, D + SIM_QUERIES]
 
     # ---- task hooks ----------------------------------------------------------------------------
 
@@ -88,43 +155,63 @@ class StreamingMemoryEnv(gym.Env):
         self._query_sum = np.zeros(cfg.dim, np.float64)
         self._queries = self._zero
         self._num_queries_seen = 0
+        self._inner_ops = 0
+        self._recall = self._zero
+        self._recall_valid = False
+        self._recall_content = None
+        self._is_query = False
+        self._ob_item.fill(0.0)
+        self._ob_slots.fill(0.0)
+        self._ob_recall.fill(0.0)
+        self._mask_src[2 : 2 + self._capacity] = 0  # no slot occupied
+        self._mask_src[2 + self._capacity :] = 1  # every slot free
         self._begin_item()
+        self._select_mask_table()
+        self._rebuild_observation()
         return self._observation(), {}
 
     def step(self, action):
         if self.stream is None:
             raise gym.error.ResetNeeded("call reset() before step()")
-        cfg, bank, m = self.config, self.bank, self.metrics
+        m = self.metrics
         a = int(action)
-        reward = 0.0
         if not (0 <= a < self.codec.n and self._mask[a]):
             m.invalid_actions += 1
-            if self._inner_ops < cfg.max_inner_ops:
-                self._inner_ops += 1  # a no-op that still counts, so an episode always ends
-                self._refresh_mask()
+            if self._inner_ops < self.config.max_inner_ops:
+                self._count_inner_op()  # a no-op that still counts, so an episode always ends
                 return self._observation(), 0.0, False, False, {"invalid_action": True}
             a = 0  # the bound is spent: fall back to SKIP so the stream moves on
-        op, slot = self.codec.decode(a)
-        if op not in ADVANCING_OPS:
-            self._inner_ops += 1
+        op = self._op_of[a]
+        bank = self.bank
+        if op is Op.EVICT or op is Op.RETRIEVE:
+            slot = self._slot_of[a]
             if op is Op.EVICT:
                 m.on_evict(bank.content[slot], self.stream.version)
                 bank.evict(slot)
+                self._ob_slots[slot] = 0.0
+                self._ob_item[self._dim + _OCCUPANCY] = bank.size / bank.capacity
+                self._mask_src[2 + slot] = 0
+                self._mask_src[2 + self._capacity + slot] = 1
             else:
-                self._recall = bank.read(slot, self.t).copy()
-                self._recall_content = bank.content[slot].copy()
-                self._recall_valid = True
+                self._retrieve(slot)
                 m.retrieves += 1
-            self._refresh_mask()
+            self._count_inner_op()
             return self._observation(), 0.0, False, False, {"invalid_action": False}
 
-        if op is Op.STORE or op is Op.EDIT:
+        cfg = self.config
+        reward = 0.0
+        if op is not Op.SKIP:  # STORE or EDIT
+            slot = self._slot_of[a]
             content = (self._fact, self._version, self.t)
             if op is Op.STORE:
                 bank.store(slot, self._item, content, self.t)
+                self._ob_item[self._dim + _OCCUPANCY] = bank.size / bank.capacity
+                self._mask_src[2 + slot] = 1
+                self._mask_src[2 + self._capacity + slot] = 0
             else:
                 m.on_overwrite(bank.content[slot], self.stream.version)
                 bank.edit(slot, self._item, content, self.t)
+            self._write_slot_row(slot)
             m.on_write(op, self._fact, self._version, self.stream.version)
             reward -= cfg.write_cost
         elif self._kind is ItemKind.QUERY:
@@ -133,33 +220,95 @@ class StreamingMemoryEnv(gym.Env):
                 self._answer_fact,
                 int(self.stream.version[self._answer_fact]),
             )
-        m.utilisation_sum += bank.size / cfg.capacity
+        m.utilisation_sum += bank.size / bank.capacity
         self.t += 1
-        terminated = self.t >= cfg.length
-        info = {"invalid_action": False}
-        if terminated:
-            info["metrics"] = m.summary(cfg.length)
-            return self._observation(), reward, True, False, info
+        if self.t >= cfg.length:
+            # The last observation keeps the last item (stream progress 1) and the last mask,
+            # since no action follows.
+            self._rebuild_observation()
+            info = {"invalid_action": False, "metrics": m.summary(cfg.length)}
+            return self._observation(new_mask=False), reward, True, False, info
         self._begin_item()
-        return self._observation(), reward, False, False, info
+        return self._observation(), reward, False, False, {"invalid_action": False}
 
     # ---- internals -----------------------------------------------------------------------------
+    # The hot path: each event updates only the parts of the observation buffer it changes.
+    # `_rebuild_observation` computes all of it from scratch (at reset and at episode end) and is
+    # the reference the incremental updates must agree with.
 
     def _begin_item(self) -> None:
         kind, emb, fact, version = self.stream.item(self.t)
         self._kind, self._item, self._fact, self._version = kind, emb, fact, version
-        self._inner_ops = 0
-        self._recall = self._zero
-        self._recall_valid = False
-        self._recall_content = None
-        if kind is ItemKind.QUERY:
+        D = self._dim
+        item = self._ob_item
+        if self._recall_valid:  # `recall` holds for one item only
+            self._recall = self._zero
+            self._recall_valid = False
+            self._recall_content = None
+            self._ob_recall.fill(0.0)
+            self._ob_sim_recall.fill(0.0)
+            item[D + _RECALL_VALID] = 0.0
+            item[D + _SIM_RECALL] = 0.0
+        if self._inner_ops:
+            self._inner_ops = 0
+            item[D + _INNER_LEFT] = 1.0
+            self._select_mask_table()
+        is_query = kind is ItemKind.QUERY
+        if is_query:
             self._answer_fact = int(self.stream.query_answers[self.stream._next_query - 1])
             self._record_needed(fact)
             self._query_sum += emb
             self._num_queries_seen += 1
+            self._queries = _unit32(self._query_sum)
+            np.dot(self.bank.embedding, self._queries, out=self._ob_sim_queries)
+            item[D + _QUERIES_SEEN] = math.log1p(self._num_queries_seen) / 8.0
         elif kind is ItemKind.FACT:
             self.metrics.on_mention(fact, version)
-        self._refresh_mask()
+        if is_query is not self._is_query:
+            self._is_query = is_query
+            item[D + _IS_QUERY] = is_query
+            self._select_mask_table()
+        item[:D] = emb
+        item[D + _PROGRESS] = self.t / self.config.length
+        np.dot(self.bank.embedding, emb, out=self._ob_sim_item)
+        if self._num_queries_seen:
+            item[D + _SIM_QUERIES] = emb.dot(self._queries)
+        self.bank.ages(self.t, self._ob_ages)
+
+    def _write_slot_row(self, slot: int) -> None:
+        """A STORE or EDIT changed `slot`. Its age, time since use and similarity to the item are
+        refreshed by the next item (or the final rebuild); the rest is set here."""
+        D, bank = self._dim, self.bank
+        row = self._ob_slots[slot]
+        row[:D] = self._item
+        row[D + OCCUPIED] = 1.0
+        row[D + READS] = bank.reads_feature(slot)
+        row[D + EDITS] = bank.edits_feature(slot)
+        if self._num_queries_seen:
+            row[D + SIM_QUERIES] = self._item.dot(self._queries)
+        # Similarity to recall: recall is cleared (column zeroed) when the next item begins.
+
+    def _retrieve(self, slot: int) -> None:
+        D, bank = self._dim, self.bank
+        self._recall = recall = bank.read(slot, self.t).copy()
+        self._recall_content = bank.content[slot].copy()
+        self._recall_valid = True
+        row = self._ob_slots[slot]
+        row[D + READS] = bank.reads_feature(slot)
+        row[D + SINCE_USED] = 0.0  # used now
+        self._ob_recall[:D] = recall
+        self._ob_recall[D] = 1.0
+        item = self._ob_item
+        item[D + _RECALL_VALID] = 1.0
+        item[D + _SIM_RECALL] = self._item.dot(recall)
+        np.dot(bank.embedding, recall, out=self._ob_sim_recall)
+
+    def _count_inner_op(self) -> None:
+        self._inner_ops += 1
+        max_inner = self.config.max_inner_ops
+        self._ob_item[self._dim + _INNER_LEFT] = 1.0 - self._inner_ops / max_inner
+        if self._inner_ops == max_inner:
+            self._select_mask_table()
 
     def _record_needed(self, asked: int) -> None:
         """Check, as a query arrives, whether what it needs is still in memory (lost items)."""
@@ -170,25 +319,14 @@ class StreamingMemoryEnv(gym.Env):
 
     task_needs_bridge: ClassVar[bool] = False
 
-    def _refresh_mask(self) -> None:
-        K = self.config.capacity
-        occ = self.bank.occupied
-        writable = self._kind is not ItemKind.QUERY
-        inner_ok = self._inner_ops < self.config.max_inner_ops
-        mask = np.empty(self.codec.n, np.int8)
-        mask[0] = 1
-        mask[1 : 1 + K] = ~occ & writable
-        mask[1 + K : 1 + 2 * K] = occ & writable
-        mask[1 + 2 * K :] = np.tile(occ & inner_ok, 2)
-        self._mask = mask
+    def _select_mask_table(self) -> None:
+        spent = self._inner_ops >= self.config.max_inner_ops
+        self._mask_table = self._mask_tables[self._is_query, spent]
 
-    def _observation(self) -> dict[str, np.ndarray]:
+    def _rebuild_observation(self) -> None:
         cfg = self.config
         D = cfg.dim
-        if self._num_queries_seen:
-            n = np.linalg.norm(self._query_sum)
-            self._queries = (self._query_sum / n).astype(np.float32) if n > 0 else self._zero
-        item = np.empty(D + NUM_ITEM_FEATURES, np.float32)
+        item = self._ob_item
         item[:D] = self._item
         item[D:] = (
             self._kind is ItemKind.QUERY,
@@ -196,15 +334,35 @@ class StreamingMemoryEnv(gym.Env):
             self._recall_valid,
             float(self._item @ self._recall),
             float(self._item @ self._queries),
-            np.log1p(self._num_queries_seen) / 8.0,
+            math.log1p(self._num_queries_seen) / 8.0,
             1.0 - self._inner_ops / cfg.max_inner_ops,
             self.bank.size / cfg.capacity,
         )
-        recall = np.empty(D + 1, np.float32)
-        recall[:D] = self._recall
-        recall[D] = self._recall_valid
-        slots = self.bank.features(self.t, self._item, self._recall, self._queries, self._slot_obs)
-        return {"item": item, "slots": slots.copy(), "recall": recall, "action_mask": self._mask.copy()}
+        self._ob_recall[:D] = self._recall
+        self._ob_recall[D] = self._recall_valid
+        self.bank.features(self.t, self._item, self._recall, self._queries, self._ob_slots)
+
+    def _observation(self, new_mask: bool = True) -> dict[str, np.ndarray]:
+        if new_mask:
+            # A fresh array each step, never written to: `step` checks actions against it.
+            self._mask = self._mask_src[self._mask_table]
+        return {
+            "item": self._ob_item.copy(),
+            "slots": self._ob_slots.copy(order="C"),
+            "recall": self._ob_recall.copy(),
+            "action_mask": self._mask.copy(),
+        }
+
+    def __getstate__(self):
+        # Views would unpickle as separate arrays: drop them and rebuild them on `_ob_slots`.
+        state = self.__dict__.copy()
+        for name in _SLOT_VIEWS:
+            del state[name]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._init_views()
 
     def action_masks(self) -> np.ndarray:
         """Valid actions as booleans (sb3-contrib's MaskablePPO convention)."""
