@@ -96,6 +96,8 @@ def _write_json(path: str, payload) -> None:
 
 
 def _cmd_bench(args) -> int:
+    if args.what == "train":
+        return _bench_train(args)
     from memgym.benchmarks.envs_speed import run_bench, summary
 
     if not args.seconds > 0:
@@ -104,6 +106,29 @@ def _cmd_bench(args) -> int:
     if args.json:
         command += f" --json {args.json}"
     result = run_bench(args.seconds, command=command)
+    print()
+    print(summary(result))
+    if args.json:
+        _write_json(args.json, result.to_json())
+    return 0
+
+
+def _bench_train(args) -> int:
+    from memgym.benchmarks.train_speed import run_bench, summary
+    from memgym.envs.config import ConfigError
+
+    if args.steps < 1 or args.rounds < 1:
+        raise UsageError(f"--steps and --rounds must be >= 1, got {args.steps} and {args.rounds}")
+    command = f"memgym bench train --steps {args.steps} --rounds {args.rounds}"
+    if args.json:
+        command += f" --json {args.json}"
+    overrides = {"policy": args.policy} if args.policy else {}
+    if args.policy:
+        command += f" --policy {args.policy}"
+    try:
+        result = run_bench(args.steps, args.rounds, command=command, **overrides)
+    except ConfigError as e:
+        raise UsageError(f"config error: {e}") from None
     print()
     print(summary(result))
     if args.json:
@@ -298,9 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     la.set_defaults(func=_cmd_launch)
 
     b = sub.add_parser("bench", help="speed benchmarks")
-    b.add_argument("what", choices=["envs"])
+    b.add_argument("what", choices=["envs", "train"],
+                   help="envs: env steps/s; train: training steps/s, ours vs SB3 MaskablePPO")
     b.add_argument("--json", help="write the figures as JSON here")
-    b.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    b.add_argument("--seconds", type=float, default=2.0, help="envs: time per measurement")
+    b.add_argument("--steps", type=int, default=32_768,
+                   help="train: env steps timed per trainer per round")
+    b.add_argument("--rounds", type=int, default=2, help="train: alternating rounds")
+    b.add_argument("--policy", help="train: network of both trainers (default: slot_attention)")
     b.set_defaults(func=_cmd_bench)
     return p
 
