@@ -26,6 +26,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/memgym bench envs --json runs/bench/envs.json
+	$(BIN)/memgym bench train --json runs/bench/train.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
