@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo suite test test-slow bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Train PPO on Conflict-Medium (configs/quickstart.yaml, <= 5 min), then print its held-out
+# accuracy beside every baseline and the oracle; the run folder is runs/quickstart-<time>/.
 demo: $(STAMP)
-	$(BIN)/memgym eval --suite streaming --episodes 50 --json runs/demo/suite.json --plot runs/demo/suite.png
+	$(BIN)/memgym train configs/quickstart.yaml
+
+suite: $(STAMP)
+	$(BIN)/memgym eval --suite streaming --episodes 100 --json runs/suite/streaming.json --plot runs/suite/streaming.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
