@@ -9,6 +9,7 @@ import numpy as np
 from .config import Level
 from .embedding import fixed_direction, random_units, unit
 from .embodied import EmbodiedConfig, EmbodiedMemoryEnv, require
+from .embodied_vector import EmbodiedVectorEnv
 from .grid import Cell, Move
 from .stream import W_FACT, W_KEY
 
@@ -84,6 +85,11 @@ class CueCorridorEnv(EmbodiedMemoryEnv):
                          slack=20),
     }
 
+    def max_entities(self) -> int:
+        cfg = self.config
+        scenery = cfg.length - cfg.num_doors - cfg.view_radius - 1  # cells that may hold some
+        return cfg.num_doors + 1 + scenery + 1  # doors, the cue, scenery, the backdrop
+
     def _generate(self) -> None:
         cfg, rng = self.config, self.np_random
         L, nd, r = cfg.length, cfg.num_doors, cfg.view_radius
@@ -132,7 +138,7 @@ class CueCorridorEnv(EmbodiedMemoryEnv):
         is_door = 0 <= entity < self.config.num_doors
         if is_door and not self.first_door_seen:
             self.first_door_seen = True
-            self.memory.needed(self.cue_entity)
+            self.needed(self.cue_entity)
         return entity, pos, is_door
 
     def _keep(self) -> np.ndarray:
@@ -144,14 +150,9 @@ class CueCorridorEnv(EmbodiedMemoryEnv):
         return self.cue_entity
 
     def _outcome_metrics(self, timed_out: bool) -> dict[str, float]:
-        m = self.memory.metrics
         success = self.chosen == self.correct
-        if self.chosen < 0:
-            m.abstentions += 1
-        elif success:
-            m.correct += 1
-        else:
-            m.wrong += 1
+        chose = self.chosen >= 0
+        self.score(correct=int(success), wrong=int(chose and not success), abstentions=int(not chose))
         goal = self.door_cells[self.correct]
         y, x = self.world.pos
         return {"success": float(success), "distance_to_goal": float(abs(y - goal[0]) + abs(x - goal[1]))}
@@ -163,4 +164,58 @@ class CueCorridorEnv(EmbodiedMemoryEnv):
             "cue_entity": self.cue_entity,
             "num_doors": self.config.num_doors,
             "length": self.config.length,
+        }
+
+
+class CueCorridorVectorEnv(EmbodiedVectorEnv):
+    """`N` `CueCorridorEnv`s stepped together in numpy (see `memgym.envs.embodied_vector`)."""
+
+    env_class = CueCorridorEnv
+
+    def _import_task(self, i: int, env: CueCorridorEnv) -> None:
+        if not hasattr(self, "correct"):
+            N = self.num_envs
+            self.correct = np.zeros(N, np.int64)
+            self.chosen = np.full(N, -1, np.int64)
+            self.first_door_seen = np.zeros(N, bool)
+            self.door_cells = env.door_cells.copy()  # the same in every episode
+            self.cue_entity = env.cue_entity
+        self.correct[i], self.chosen[i] = env.correct, env.chosen
+        self.first_door_seen[i] = env.first_door_seen
+
+    def _phase(self, rows) -> np.ndarray:
+        cfg = self.config
+        at_doors = self.pos[rows, 1] > cfg.length - cfg.num_doors
+        return np.where(self.t[rows] < cfg.cue_steps, 0, np.where(at_doors, 2, 1))
+
+    def _advance(self, rows, moves, t_prev):
+        pos = self.pos[rows]
+        r = self.radius
+        at_door = self.cells[pos[:, 0] + r, pos[:, 1] + r] == Cell.DOOR
+        d = rows[at_door]
+        self.chosen[d] = self.entity_at(d, self.pos[d])
+        rest = rows[~at_door]
+        hide = rest[self.t[rest] == self.config.cue_steps]
+        self.take(hide, np.ones((len(hide), 2), np.int64))  # the cue, at (1, 1)
+        return (at_door & (self.chosen[rows] == self.correct[rows])).astype(np.float64), at_door
+
+    def _item(self, rows):
+        entity, pos = self._attend(rows)
+        is_door = (entity >= 0) & (entity < self.config.num_doors)
+        first = is_door & ~self.first_door_seen[rows]
+        self.first_door_seen[rows[first]] = True
+        self.memory.needed(rows[first], self.cue_entity)
+        return entity, pos, is_door
+
+    def _outcome(self, rows, timed_out):
+        chosen, correct = self.chosen[rows], self.correct[rows]
+        success, chose = chosen == correct, chosen >= 0
+        mem = self.memory
+        mem.correct[rows] += success
+        mem.wrong[rows] += chose & ~success
+        mem.abstentions[rows] += ~chose
+        goal = self.door_cells[correct]
+        return {
+            "success": success.astype(np.float64),
+            "distance_to_goal": np.abs(self.pos[rows] - goal).sum(-1).astype(np.float64),
         }

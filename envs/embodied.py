@@ -17,10 +17,12 @@ from .bank import FACT, NUM_SLOT_FEATURES, POSITION
 from .config import ConfigError, Level, build_config
 from .embedding import random_units
 from .grid import NO_ENTITY, NUM_VIEW_CODES, GridWorld, Move
-from .slot_memory import SlotMemory
+from .slot_memory import SlotMemory, unit_rows
 from .streaming import NUM_ITEM_FEATURES
 
 NUM_PHASES = 3
+NOISE_BANK = 64  # per-episode noise draws, cycled through by world step (see `_present`)
+ROW = np.zeros(1, np.int64)  # a single env is row 0 of a batch of one (see slot_memory.py)
 
 
 @dataclass
@@ -99,7 +101,7 @@ class EmbodiedMemoryEnv(gym.Env):
         self.render_mode = render_mode
         cfg = self.config
         K, D, V = cfg.capacity, cfg.dim, 2 * cfg.view_radius + 1
-        self.memory = SlotMemory(K, D, len(Move), cfg.max_inner_ops)
+        self.memory = SlotMemory(1, K, D, len(Move), cfg.max_inner_ops, self.max_entities())
         self.codec = self.memory.codec
         self.action_space = spaces.Discrete(self.codec.n)
         unit = dict(low=0.0, high=1.0, dtype=np.float32)
@@ -125,6 +127,10 @@ class EmbodiedMemoryEnv(gym.Env):
     # ---- task hooks ----------------------------------------------------------------------------
 
     def _generate(self) -> None:
+        raise NotImplementedError
+
+    def max_entities(self) -> int:
+        """An upper bound on `num_entities` (backdrop included) under this config."""
         raise NotImplementedError
 
     def _advance(self, move: Move) -> tuple[float, bool]:
@@ -184,34 +190,42 @@ class EmbodiedMemoryEnv(gym.Env):
         return self.codec.decode(action)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.new_episode(seed)
+        return self._observation(), {}
+
+    def new_episode(self, seed: int | None = None) -> None:
+        """`reset` without building the observation (a vector env copies the episode instead)."""
         super().reset(seed=seed)
         self._generate()
         backdrop = random_units(self.np_random, 1, self.config.dim)
         self.embeddings = np.concatenate([self.embeddings, backdrop])
         self.num_entities = len(self.embeddings)
         assert self.num_entities == len(self.world.where) == self.backdrop + 1
-        self.memory.reset(self.num_entities, self.num_queries)
+        assert self.num_entities <= self.max_entities()
+        d = self.config.dim
+        self.noise = self.np_random.standard_normal((NOISE_BANK, d)) * (self.config.noise / np.sqrt(d))
+        self.memory.reset(ROW, self.num_queries)
         self.t = 0
         self.visited = np.zeros(self.num_entities, bool)
         self._visited_phase = self._phase()
         self._begin_step()
-        return self._observation(), {}
 
     def step(self, action):
         if self.world is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         mem = self.memory
         a = int(action)
-        if not (0 <= a < self.codec.n and mem.mask[a]):
-            if mem.absorb_invalid():
+        if not (0 <= a < self.codec.n and mem.mask[0, a]):
+            if mem.absorb_invalid(ROW)[0]:
                 return self._observation(), 0.0, False, False, {"invalid_action": True}
             a = Move.STAY  # the budget is spent: the world moves on
         if a >= len(Move):
-            wrote = mem.apply(*self.codec.decode(a))
+            op, slot = self.codec.decode(a)
+            wrote = mem.apply(ROW, np.array([op]), np.array([slot]))[0]
             reward = -self.config.write_cost if wrote else 0.0
             return self._observation(), reward, False, False, {"invalid_action": False}
 
-        mem.end_world_step()
+        mem.end_world_step(ROW)
         move = Move(a)
         self.world.move(move)
         self.t += 1
@@ -221,22 +235,30 @@ class EmbodiedMemoryEnv(gym.Env):
         self._begin_step()
         if terminated or timed_out:
             outcome = self._outcome_metrics(timed_out)  # first: it fills in the answer counts
-            info["metrics"] = {**mem.summary(), **outcome}
+            info["metrics"] = {**mem.summary(0), **outcome}
         return self._observation(), float(reward), terminated or timed_out, False, info
 
     def action_masks(self) -> np.ndarray:
         """Valid actions as booleans (sb3-contrib's MaskablePPO convention)."""
-        return self.memory.mask.astype(bool)
+        return self.memory.mask[0].astype(bool)
 
     # ---- internals -----------------------------------------------------------------------------
 
     def _present(self, entity: int) -> np.ndarray:
-        """The embedding of `entity` as seen now: fresh noise each world step, unit norm."""
-        d = self.config.dim
-        v = self.embeddings[entity] + self.np_random.standard_normal(d) * (
-            self.config.noise / np.sqrt(d)
-        )
-        return (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)
+        """The embedding of `entity` as seen now, unit norm, with noise that changes every world
+        step. The noise comes from a bank drawn at reset, so a vector env can look it up for all
+        its envs at once instead of drawing from each env's generator at every step."""
+        return unit_rows((self.embeddings[entity] + self.noise[self.t % NOISE_BANK])[None])[0]
+
+    def needed(self, fact: int) -> bool:
+        """Record that the task needs `fact` now (for lost items); whether memory holds it."""
+        return bool(self.memory.needed(ROW, fact)[0])
+
+    def score(self, correct: int = 0, wrong: int = 0, abstentions: int = 0) -> None:
+        mem = self.memory
+        mem.correct[0] += correct
+        mem.wrong[0] += wrong
+        mem.abstentions[0] += abstentions
 
     def normalised(self, pos) -> np.ndarray:
         h, w = self.world.shape
@@ -259,18 +281,19 @@ class EmbodiedMemoryEnv(gym.Env):
             where = np.zeros(2, np.float32) if pos is None else self.normalised(pos)
         writable = entity != NO_ENTITY and not is_query
         self.memory.begin_step(
-            self.t, item, content, where, writable, is_query, self.world.move_mask()
+            ROW, self.t, item, np.array(content), where, np.array([writable]),
+            np.array([is_query]), self.world.move_mask(),
         )
 
     def _observation(self) -> dict[str, np.ndarray]:
         mem = self.memory
-        obs = mem.observation(self.t / self.horizon)
+        obs = {k: v[0] for k, v in mem.observation(np.array([self.t / self.horizon])).items()}
         obs["view"] = self.world.view(self._view).copy()
         obs["pose"] = self.normalised(self.world.pos)
         present = self._item_pos is not None
-        obs["item_pos"] = np.array((*mem.where, present), np.float32)
-        obs["slot_pos"] = mem.slot_where.copy()
-        obs["recall_pos"] = mem.recall_where.copy()
+        obs["item_pos"] = np.array((*mem.where[0], present), np.float32)
+        obs["slot_pos"] = mem.slot_where[0].copy()
+        obs["recall_pos"] = mem.recall_where[0].copy()
         phase = np.zeros(NUM_PHASES, np.float32)
         phase[self._phase()] = 1.0
         obs["phase"] = phase
@@ -282,8 +305,8 @@ class EmbodiedMemoryEnv(gym.Env):
 
     def get_state(self) -> dict[str, Any]:
         """The hidden state and the future, for oracles, scripted navigators and debugging."""
-        mem, bank = self.memory, self.memory.bank
-        recall = mem.recall_content
+        mem = self.memory
+        content = mem.content[0]
         return {
             "task": type(self).__name__,
             "t": self.t,
@@ -297,12 +320,12 @@ class EmbodiedMemoryEnv(gym.Env):
             "item_entity": self._item_entity,
             "item_cell": self._item_pos,
             "item_is_query": self._is_query,
-            "slot_occupied": bank.occupied.copy(),
-            "slot_entity": bank.content[:, FACT].copy(),
-            "slot_cell": [self.cell_of(c) for c in bank.content[:, POSITION]],
-            "recall_valid": mem.recall_valid,
-            "recall_entity": -1 if recall is None else int(recall[FACT]),
-            "inner_ops": mem.inner_ops,
+            "slot_occupied": mem.occupied[0].copy(),
+            "slot_entity": content[:, FACT].copy(),
+            "slot_cell": [self.cell_of(c) for c in content[:, POSITION]],
+            "recall_valid": bool(mem.recall_valid[0]),
+            "recall_entity": int(mem.recall_content[0, FACT]),
+            "inner_ops": int(mem.inner_ops[0]),
             "keep": self._keep(),
             "answer_entity": self._answer_entity() if self._is_query else -1,
             **self._task_state(),
@@ -313,12 +336,12 @@ class EmbodiedMemoryEnv(gym.Env):
             return self.world.render_rgb()
         if self.render_mode != "ansi":
             return None
-        bank = self.memory.bank
+        mem = self.memory
         lines = [self.world.render_ansi(), f"t={self.t}/{self.horizon} phase={self._phase()}"]
         for k in range(self.config.capacity):
-            c = bank.content[k]
+            c = mem.content[0, k]
             lines.append(
                 f"  slot {k}: " + (f"entity {c[FACT]} at {self.cell_of(c[POSITION])}"
-                                   if bank.occupied[k] else "-")
+                                   if mem.occupied[0, k] else "-")
             )
         return "\n".join(lines)

@@ -12,9 +12,10 @@ from gymnasium import spaces
 
 from .bank import NUM_SLOT_FEATURES
 from .config import ConfigError
-from .slot_memory import SlotMemory
+from .slot_memory import SlotMemory, unit_rows
 from .streaming import NUM_ITEM_FEATURES
 
+ROW = np.zeros(1, np.int64)  # the wrapped env is row 0 of a batch of one (see slot_memory.py)
 METRIC_NAMES = (
     "writes", "edits", "evictions", "retrieves", "invalid_actions", "mean_utilisation",
     "env_steps", "return",
@@ -56,8 +57,7 @@ class ObservationEmbedder:
         else:
             v = np.zeros(self.dim, np.float32)
             v[: self.size] = flat
-        n = float(np.linalg.norm(v))
-        return (v / n).astype(np.float32) if n > 0 else v
+        return unit_rows(v[None])[0]
 
 
 class ExplicitMemory(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -114,7 +114,7 @@ class ExplicitMemory(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.embed = ObservationEmbedder(space, dim)
         self.num_world_actions = int(env.action_space.n)
         self._action_start = int(env.action_space.start)
-        self.memory = SlotMemory(slots, dim, self.num_world_actions, max_inner_ops)
+        self.memory = SlotMemory(1, slots, dim, self.num_world_actions, max_inner_ops)
         self.codec = self.memory.codec
         self.write_cost = float(write_cost)
         spec_horizon = env.spec.max_episode_steps if env.spec is not None else None
@@ -138,11 +138,11 @@ class ExplicitMemory(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self.codec.decode(action)
 
     def action_masks(self) -> np.ndarray:
-        return self.memory.mask.astype(bool)
+        return self.memory.mask[0].astype(bool)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self.memory.reset(1, 1)
+        self.memory.reset(ROW, 1)
         self.t, self.episode_return = 0, 0.0
         self._begin(obs)
         return self._observation(), info
@@ -152,23 +152,24 @@ class ExplicitMemory(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise gym.error.ResetNeeded("call reset() before step()")
         mem = self.memory
         a = int(action)
-        if not (0 <= a < self.codec.n and mem.mask[a]):
-            if mem.absorb_invalid():
+        if not (0 <= a < self.codec.n and mem.mask[0, a]):
+            if mem.absorb_invalid(ROW)[0]:
                 return self._observation(), 0.0, False, False, {"invalid_action": True}
             a = 0
         if a >= self.num_world_actions:
-            wrote = mem.apply(*self.codec.decode(a))
+            op, slot = self.codec.decode(a)
+            wrote = mem.apply(ROW, np.array([op]), np.array([slot]))[0]
             reward = -self.write_cost if wrote else 0.0
             self.episode_return += reward
             return self._observation(), reward, False, False, {"invalid_action": False}
-        mem.end_world_step()
+        mem.end_world_step(ROW)
         obs, reward, terminated, truncated, info = self.env.step(a + self._action_start)
         self.t += 1
         self.episode_return += float(reward)
         self._begin(obs)
         info = {**info, "invalid_action": False}
         if terminated or truncated:
-            summary = mem.summary()
+            summary = mem.summary(0)
             info["metrics"] = {
                 **{k: summary[k] for k in METRIC_NAMES[:6]},
                 "env_steps": self.t,
@@ -182,23 +183,25 @@ class ExplicitMemory(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if hasattr(self.env, "action_masks"):
             world_mask = np.asarray(self.env.action_masks(), bool)
         self.memory.begin_step(
-            self.t, self.embed(self._obs), (-1, -1, self.t), np.zeros(2), True, False, world_mask
+            ROW, self.t, self.embed(self._obs), np.array((-1, -1, self.t)), np.zeros(2),
+            np.ones(1, bool), np.zeros(1, bool), world_mask,
         )
 
     def _observation(self) -> dict[str, Any]:
         progress = min(self.t / self.horizon, 1.0) if self.horizon else 0.0
         obs = self._obs.copy() if isinstance(self._obs, np.ndarray) else self._obs  # never shared
-        return {"obs": obs, **self.memory.observation(progress)}
+        memory = self.memory.observation(np.array([progress]))
+        return {"obs": obs, **{k: v[0] for k, v in memory.items()}}
 
     def get_state(self) -> dict[str, Any]:
         """The memory's hidden state, and the wrapped env's own `get_state()` when it has one."""
-        mem, bank = self.memory, self.memory.bank
+        mem = self.memory
         inner = getattr(self.env.unwrapped, "get_state", None)
         return {
             "t": self.t,
-            "inner_ops": mem.inner_ops,
-            "slot_occupied": bank.occupied.copy(),
-            "slot_written_at": bank.content[:, 2].copy(),  # the env step of each write
-            "recall_valid": mem.recall_valid,
+            "inner_ops": int(mem.inner_ops[0]),
+            "slot_occupied": mem.occupied[0].copy(),
+            "slot_written_at": mem.content[0, :, 2].copy(),  # the env step of each write
+            "recall_valid": bool(mem.recall_valid[0]),
             "env_state": inner() if callable(inner) else None,
         }

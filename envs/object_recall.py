@@ -10,6 +10,7 @@ import numpy as np
 from .config import Level
 from .embedding import fixed_direction, random_units, unit
 from .embodied import EmbodiedConfig, EmbodiedMemoryEnv, require
+from .embodied_vector import EmbodiedVectorEnv
 from .grid import Move, walled_room
 from .stream import W_FACT, W_KEY, W_QUERY
 
@@ -110,15 +111,19 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
                          explore_steps=120, distractor_steps=200, answer_steps=50, noise=0.3),
     }
 
+    def max_entities(self) -> int:
+        cfg = self.config
+        return cfg.num_objects + cfg.num_clutter + cfg.num_decoys + 2  # + the cue, the backdrop
+
     def _generate(self) -> None:
         cfg, rng = self.config, self.np_random
         S, N, C, Dc = cfg.room_size, cfg.num_objects, cfg.num_clutter, cfg.num_decoys
         self.world = self.make_world(walled_room(S, S), N + C + Dc + 1)
         interior = np.stack(np.divmod(np.arange(S * S), S), axis=1) + 1
-        placed = interior[rng.choice(S * S, N + C, replace=False)]
-        self.origin, self.clutter_cells = placed[:N], placed[N:]
-        free = [c for c in interior if not any((c == self.clutter_cells).all(axis=1))]
-        self.decoy_cells = np.array(free)[rng.choice(len(free), Dc, replace=False)].reshape(Dc, 2)
+        chosen = rng.choice(S * S, N + C, replace=False)
+        self.origin, self.clutter_cells = interior[chosen[:N]], interior[chosen[N:]]
+        free = interior[~np.isin(np.arange(S * S), chosen[N:])]  # decoys never cover clutter
+        self.decoy_cells = free[rng.choice(len(free), Dc, replace=False)].reshape(Dc, 2)
         self.world.pos = tuple(int(v) for v in interior[rng.integers(S * S)])
         self.target = int(rng.integers(N))
 
@@ -166,7 +171,7 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
             self._place(range(N + C, N + C + cfg.num_decoys), self.decoy_cells)
         if self.t == cfg.explore_steps + cfg.distractor_steps:
             self._clear(self.decoy_cells)
-            self.memory.needed(self.target)
+            self.needed(self.target)
         return 0.0, False
 
     def _success(self) -> bool:
@@ -186,14 +191,10 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
         return self.target
 
     def _outcome_metrics(self, timed_out: bool) -> dict[str, float]:
-        m = self.memory.metrics
         success = self._success()
-        if self.declared is None:
-            m.abstentions += 1
-        elif success:
-            m.correct += 1
-        else:
-            m.wrong += 1
+        declared = self.declared is not None
+        self.score(correct=int(success), wrong=int(declared and not success),
+                   abstentions=int(not declared))
         goal = self.origin[self.target]
         here = self.world.pos
         return {
@@ -209,4 +210,69 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
             "decoy_cells": self.decoy_cells.copy(),
             "cue_entity": self.cue_entity,
             "num_objects": self.config.num_objects,
+        }
+
+
+class ObjectRecallVectorEnv(EmbodiedVectorEnv):
+    """`N` `ObjectRecallEnv`s stepped together in numpy (see `memgym.envs.embodied_vector`)."""
+
+    env_class = ObjectRecallEnv
+
+    def _import_task(self, i: int, env: ObjectRecallEnv) -> None:
+        if not hasattr(self, "origin"):
+            cfg, N = self.config, self.num_envs
+            self.origin = np.zeros((N, cfg.num_objects, 2), np.int64)
+            self.decoy_cells = np.zeros((N, cfg.num_decoys, 2), np.int64)
+            self.target = np.zeros(N, np.int64)
+            self.declared = np.zeros(N, bool)
+            self.declared_pos = np.zeros((N, 2), np.int64)
+            self.cue_entity = env.cue_entity
+        self.origin[i], self.decoy_cells[i], self.target[i] = env.origin, env.decoy_cells, env.target
+        self.declared[i] = False
+
+    def _phase(self, rows) -> np.ndarray:
+        cfg, t = self.config, self.t[rows]
+        cue_at = cfg.explore_steps + cfg.distractor_steps
+        return np.where(t < cfg.explore_steps, 0, np.where(t < cue_at, 1, 2))
+
+    def _advance(self, rows, moves, t_prev):
+        cfg = self.config
+        N, C = cfg.num_objects, cfg.num_clutter
+        cue_at = cfg.explore_steps + cfg.distractor_steps
+        declare = (moves == Move.STAY) & (t_prev >= cue_at)
+        d = rows[declare]
+        self.declared[d] = True
+        self.declared_pos[d] = self.pos[d]
+        rest, t = rows[~declare], self.t[rows[~declare]]
+        hide = rest[t == cfg.explore_steps]
+        for j in range(N):
+            self.take(hide, self.origin[hide, j])
+        for j in range(cfg.num_decoys):
+            self.place(hide, np.full(len(hide), N + C + j), self.decoy_cells[hide, j])
+        cue = rest[t == cue_at]
+        for j in range(cfg.num_decoys):
+            self.take(cue, self.decoy_cells[cue, j])
+        self.memory.needed(cue, self.target[cue])
+        return self._success(rows).astype(np.float64) * declare, declare
+
+    def _success(self, rows) -> np.ndarray:
+        goal = self.origin[rows, self.target[rows]]
+        return self.declared[rows] & (self.declared_pos[rows] == goal).all(-1)
+
+    def _item(self, rows):
+        entity, pos = self._attend(rows)
+        cue = self._phase(rows) == 2
+        entity[cue], pos[cue] = self.cue_entity, -1
+        return entity, pos, cue
+
+    def _outcome(self, rows, timed_out):
+        success, declared = self._success(rows), self.declared[rows]
+        mem = self.memory
+        mem.correct[rows] += success
+        mem.wrong[rows] += declared & ~success
+        mem.abstentions[rows] += ~declared
+        goal = self.origin[rows, self.target[rows]]
+        return {
+            "success": success.astype(np.float64),
+            "distance_to_goal": np.abs(self.pos[rows] - goal).sum(-1).astype(np.float64),
         }

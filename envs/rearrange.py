@@ -11,6 +11,7 @@ from gymnasium import spaces
 from .config import Level
 from .embedding import fixed_direction, random_units, unit
 from .embodied import EmbodiedConfig, EmbodiedMemoryEnv, require
+from .embodied_vector import EmbodiedVectorEnv
 from .grid import NO_ENTITY, Move, walled_room
 from .stream import W_FACT, W_KEY
 
@@ -100,6 +101,9 @@ class RearrangeEnv(EmbodiedMemoryEnv):
     def _extra_obs(self):
         return {"carrying": np.array([self.carrying >= 0], np.float32)}
 
+    def max_entities(self) -> int:
+        return self.config.num_objects + self.config.num_clutter + 1  # + the backdrop
+
     def _generate(self) -> None:
         cfg, rng = self.config, self.np_random
         S, N, M, C = cfg.room_size, cfg.num_objects, cfg.num_moved, cfg.num_clutter
@@ -132,7 +136,7 @@ class RearrangeEnv(EmbodiedMemoryEnv):
             for e, cell in zip(self.moved, self.dest_cells):
                 world.take(self.origin[e])
                 world.place(int(e), cell)
-                self.memory.needed(int(e))
+                self.needed(int(e))
         elif move is Move.STAY and self.t > self.config.observe_steps:
             here = world.entity_at(pos)
             if self.carrying < 0 and 0 <= here < self.config.num_objects:
@@ -174,8 +178,7 @@ class RearrangeEnv(EmbodiedMemoryEnv):
         moved = np.zeros(self.config.num_objects, bool)
         moved[self.moved] = True
         restored = int(in_place[moved].sum())
-        m = self.memory.metrics
-        m.correct, m.wrong = restored, len(self.moved) - restored
+        self.score(correct=restored, wrong=len(self.moved) - restored)
         where = self.world.where[: self.config.num_objects].copy()
         if self.carrying >= 0:
             where[self.carrying] = self.world.pos
@@ -194,4 +197,87 @@ class RearrangeEnv(EmbodiedMemoryEnv):
             "carrying": self.carrying,
             "in_place": self._in_place(),
             "num_objects": self.config.num_objects,
+        }
+
+
+class RearrangeVectorEnv(EmbodiedVectorEnv):
+    """`N` `RearrangeEnv`s stepped together in numpy (see `memgym.envs.embodied_vector`)."""
+
+    env_class = RearrangeEnv
+
+    def _import_task(self, i: int, env: RearrangeEnv) -> None:
+        if not hasattr(self, "origin"):
+            cfg, N = self.config, self.num_envs
+            self.origin = np.zeros((N, cfg.num_objects, 2), np.int64)
+            self.dest_cells = np.zeros((N, cfg.num_moved, 2), np.int64)
+            self.moved = np.zeros((N, cfg.num_moved), np.int64)
+            self.carrying = np.full(N, -1, np.int64)
+            self.solved = np.zeros(N, bool)
+        self.origin[i], self.dest_cells[i], self.moved[i] = env.origin, env.dest_cells, env.moved
+        self.carrying[i], self.solved[i] = env.carrying, env.solved
+
+    def _extra_obs(self):
+        return {"carrying": (self.carrying >= 0).astype(np.float32)[:, None]}
+
+    def _phase(self, rows) -> np.ndarray:
+        return (self.t[rows] >= self.config.observe_steps).astype(np.int64)
+
+    def _in_place(self, rows) -> np.ndarray:
+        return (self.where[rows, : self.config.num_objects] == self.origin[rows]).all(-1)
+
+    def _advance(self, rows, moves, t_prev):
+        cfg = self.config
+        t = self.t[rows]
+        reward = np.zeros(len(rows), np.float64)
+        shuffle = rows[t == cfg.observe_steps]
+        for j in range(cfg.num_moved):
+            e = self.moved[shuffle, j]
+            self.take(shuffle, self.origin[shuffle, e])
+            self.place(shuffle, e, self.dest_cells[shuffle, j])
+            self.memory.needed(shuffle, e)
+        acting = (moves == Move.STAY) & (t > cfg.observe_steps)
+        act = rows[acting]
+        here = self.entity_at(act, self.pos[act])
+        holding = self.carrying[act]
+        pick = act[(holding < 0) & (here >= 0) & (here < cfg.num_objects)]
+        self.carrying[pick] = self.take(pick, self.pos[pick])
+        drop = act[(holding >= 0) & (here == NO_ENTITY)]
+        self.place(drop, self.carrying[drop], self.pos[drop])
+        self.carrying[drop] = -1
+        solved = drop[self._in_place(drop).all(-1)]
+        self.solved[solved] = True
+        done = np.isin(rows, solved)
+        reward[done] = 1.0
+        return reward, done
+
+    def _item(self, rows):
+        entity, pos = self._attend(rows)
+        rearranging = self._phase(rows) == RearrangePhase.REARRANGE
+        is_query = rearranging & (entity >= 0) & (entity < self.config.num_objects)
+        held = self.carrying[rows] >= 0
+        entity[held], pos[held] = self.carrying[rows[held]], self.pos[rows[held]]
+        return entity, pos, is_query | held
+
+    def _version(self, rows, entity, pos) -> np.ndarray:
+        N = self.config.num_objects
+        obj = entity < N
+        origin = self.origin[rows, np.where(obj, entity, 0)]
+        return (obj & (origin != pos).any(-1)).astype(np.int64)
+
+    def _outcome(self, rows, timed_out):
+        cfg = self.config
+        in_place = self._in_place(rows)
+        moved = np.zeros((len(rows), cfg.num_objects), bool)
+        moved[np.arange(len(rows))[:, None], self.moved[rows]] = True
+        restored = (in_place & moved).sum(-1)
+        self.memory.correct[rows] += restored
+        self.memory.wrong[rows] += cfg.num_moved - restored
+        where = self.where[rows, : cfg.num_objects].copy()
+        held = np.flatnonzero(self.carrying[rows] >= 0)
+        where[held, self.carrying[rows[held]]] = self.pos[rows[held]]
+        return {
+            "success": self.solved[rows].astype(np.float64),
+            "restored": restored / cfg.num_moved,
+            "displaced": (~in_place & ~moved).sum(-1).astype(np.float64),
+            "distance_to_goal": np.abs(where - self.origin[rows]).sum((-2, -1)).astype(np.float64),
         }

@@ -19,6 +19,13 @@ EMBODIED_TASKS = {
     "Rearrange": "memgym.envs.rearrange:RearrangeEnv",
 }
 FAMILIES = {"streaming": STREAMING_TASKS, "embodied": EMBODIED_TASKS}
+# Task name -> native numpy vector env, for `gym.make_vec(id, num_envs=N,
+# vectorization_mode="vector_entry_point")`.
+VECTOR_ENTRY_POINTS = {
+    "ObjectRecall": "memgym.envs.object_recall:ObjectRecallVectorEnv",
+    "CueCorridor": "memgym.envs.cue_corridor:CueCorridorVectorEnv",
+    "Rearrange": "memgym.envs.rearrange:RearrangeVectorEnv",
+}
 
 
 def env_id(task: str, level: Level) -> str:
@@ -31,7 +38,8 @@ def register_all() -> None:
             for level in Level:
                 eid = env_id(task, level)
                 if eid not in gym.registry:
-                    gym.register(eid, entry_point=entry_point, kwargs={"level": level.value})
+                    gym.register(eid, entry_point=entry_point, kwargs={"level": level.value},
+                                 vector_entry_point=VECTOR_ENTRY_POINTS.get(task))
 
 
 def registered_ids(family: str | None = None) -> list[str]:

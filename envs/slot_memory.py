@@ -1,6 +1,8 @@
-"""The memory half of an env whose world moves on its own actions (the embodied family and the
-`ExplicitMemory` wrapper): a `MemoryBank`, `recall`, the per-step budget of memory ops, the action
-mask and the contract's observation keys `item`, `slots`, `recall`, `action_mask`.
+"""The memory half of envs whose world moves on its own actions (the embodied family and the
+`ExplicitMemory` wrapper), batched over `N` envs: the slots, `recall`, the per-step budget of
+memory ops, the action mask, the episode metrics and the contract's observation keys `item`,
+`slots`, `recall`, `action_mask`. A single env is the batch of one, so a native vector env and
+`N` single envs run the same arithmetic, bit for bit.
 
 Unlike the streaming family, where STORE and EDIT advance the stream, here every slot op acts on
 what is observed now and leaves the world where it is. At most `max_inner_ops` of them (invalid
@@ -9,167 +11,294 @@ always ends. `recall` is cleared when the world moves, as the streaming family c
 
 Each slot also remembers *where* its item was seen (`slot_where`, a normalised position): the
 pose an embodied agent keeps with an observation. Envs without a notion of place leave it zero.
+
+Methods take `rows`, an int array of the envs concerned; per-row arrays follow its order.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .bank import FACT, NUM_SLOT_FEATURES, MemoryBank
-from .episode_metrics import EpisodeMetrics
+from .bank import FACT, NUM_SLOT_FEATURES, VERSION
+from .episode_metrics import Fate
 from .ops import ActionCodec, Op
 from .streaming import NUM_ITEM_FEATURES
 
+LOG_SCALE = 1.0 / 8.0  # ages and counts are log-scaled as in bank.py
+
+
+def unit_rows(v: np.ndarray) -> np.ndarray:
+    """Normalise the last axis as float32 (zero rows stay zero). One formula for every batch size,
+    so a row's result does not depend on which batch it was computed in."""
+    norm = np.sqrt((v * v).sum(-1, keepdims=True))
+    return (v / np.maximum(norm, 1e-12)).astype(np.float32)
+
 
 class SlotMemory:
-    def __init__(self, capacity: int, dim: int, num_world_actions: int, max_inner_ops: int):
-        self.capacity, self.dim, self.max_inner_ops = capacity, dim, max_inner_ops
+    # Per env; `edits` counts EDIT ops (per slot: `slot_edits`).
+    _COUNTERS = ("writes", "edits", "evictions", "retrieves", "invalid_actions", "correct",
+                 "wrong", "stale", "abstentions", "world_steps")
+
+    def __init__(self, num_envs: int, capacity: int, dim: int, num_world_actions: int,
+                 max_inner_ops: int, num_facts: int = 1):
+        N, K, D, F = num_envs, capacity, dim, max(num_facts, 1)
+        self.num_envs, self.capacity, self.dim, self.max_inner_ops = N, K, D, max_inner_ops
+        self.num_facts = F  # content ids below this are tracked for lost items
         self.codec = ActionCodec(capacity, num_world_actions)
         self.num_world_actions = num_world_actions
-        self.bank = MemoryBank(capacity, dim)
-        self.slot_where = np.zeros((capacity, 2), np.float32)
-        self.mask = np.zeros(self.codec.n, np.int8)
-        self._zero = np.zeros(dim, np.float32)
-        self._slot_obs = np.zeros((capacity, dim + NUM_SLOT_FEATURES), np.float32)
-        self.reset(1, 1)
+        self.emb = np.zeros((N, K, D), np.float32)
+        self.occupied = np.zeros((N, K), bool)
+        self.written_at = np.zeros((N, K), np.int64)
+        self.used_at = np.zeros((N, K), np.int64)
+        self.slot_reads = np.zeros((N, K), np.int64)
+        self.slot_edits = np.zeros((N, K), np.int64)
+        self.content = np.full((N, K, 3), -1, np.int64)
+        self.slot_where = np.zeros((N, K, 2), np.float32)
+        self.mask = np.zeros((N, self.codec.n), np.int8)
+        self.world_mask = np.zeros((N, num_world_actions), bool)
+        # What is observed now.
+        self.t = np.zeros(N, np.int64)
+        self.item = np.zeros((N, D), np.float32)
+        self.item_content = np.full((N, 3), -1, np.int64)
+        self.where = np.zeros((N, 2), np.float32)
+        self.writable = np.zeros(N, bool)
+        self.is_query = np.zeros(N, bool)
+        self.inner_ops = np.zeros(N, np.int64)
+        self.recall = np.zeros((N, D), np.float32)
+        self.recall_valid = np.zeros(N, bool)
+        self.recall_content = np.full((N, 3), -1, np.int64)
+        self.recall_where = np.zeros((N, 2), np.float32)
+        self.query_sum = np.zeros((N, D), np.float64)
+        self.queries = np.zeros((N, D), np.float32)
+        self.num_queries_seen = np.zeros(N, np.int64)
+        # Episode metrics.
+        for name in self._COUNTERS:
+            setattr(self, name, np.zeros(N, np.int64))
+        self.num_queries = np.ones(N, np.int64)
+        self.utilisation_sum = np.zeros(N, np.float64)
+        self.fate = np.zeros((N, F), np.int8)
+        self.copies = np.zeros((N, F), np.int64)
+        self.version_seen = np.full((N, F), -1, np.int64)
+        self.lost = np.zeros((N, len(Fate)), np.int64)  # lost items, by what happened to them
+        self.reset(np.arange(N), 1)
 
-    def reset(self, num_facts: int, num_queries: int) -> None:
-        """Empty the bank for a new episode. Content ids `0..num_facts-1` are tracked for lost
-        items; `num_queries` is the denominator of `accuracy`."""
-        self.bank.clear()
-        self.slot_where.fill(0.0)
-        self.metrics = EpisodeMetrics(num_queries, max(num_facts, 1))
-        self._current = np.zeros(max(num_facts, 1), np.int64)  # the version a task wants: 0
-        self.t = 0
-        self.world_steps = 0
-        self._query_sum = np.zeros(self.dim, np.float64)
-        self._queries = self._zero
-        self.num_queries_seen = 0
-        self.item = self._zero
-        self.content = (-1, -1, -1)
-        self.where = np.zeros(2, np.float32)
-        self.writable = self.is_query = False
-        self._clear_recall()
-        self.inner_ops = 0
+    def reset(self, rows: np.ndarray, num_queries) -> None:
+        """Empty these envs' memories for a new episode; `num_queries` is accuracy's denominator."""
+        for a in (self.emb, self.written_at, self.used_at, self.slot_reads, self.slot_edits,
+                  self.slot_where,
+                  self.t, self.item, self.where, self.inner_ops, self.query_sum, self.queries,
+                  self.num_queries_seen, self.utilisation_sum, self.fate, self.copies, self.lost):
+            a[rows] = 0
+        for a in (self.occupied, self.writable, self.is_query):
+            a[rows] = False
+        for a in (self.content, self.item_content, self.version_seen):
+            a[rows] = -1
+        for name in self._COUNTERS:
+            getattr(self, name)[rows] = 0
+        self.num_queries[rows] = num_queries
+        self._clear_recall(rows)
 
-    def _clear_recall(self) -> None:
-        self.recall = self._zero
-        self.recall_valid = False
-        self.recall_content = None
-        self.recall_where = np.zeros(2, np.float32)
+    def _clear_recall(self, rows) -> None:
+        self.recall[rows] = 0.0
+        self.recall_valid[rows] = False
+        self.recall_content[rows] = -1
+        self.recall_where[rows] = 0.0
+
+    @property
+    def size(self) -> np.ndarray:
+        return self.occupied.sum(-1)
 
     # ---- the world side ------------------------------------------------------------------------
 
-    def begin_step(self, t, item, content, where, writable: bool, is_query: bool, world_mask):
-        """A new observation: what the agent sees now (`item`, a unit or zero embedding), its
-        hidden `content` `(fact, version, position)` and normalised `where`."""
-        self.t = t
-        self.item, self.content, self.where = item, content, np.asarray(where, np.float32)
-        self.writable, self.is_query = bool(writable), bool(is_query)
-        self.inner_ops = 0
-        self._clear_recall()
-        fact = int(content[FACT])
-        if is_query:
-            self._query_sum += item
-            self.num_queries_seen += 1
-            n = np.linalg.norm(self._query_sum)
-            self._queries = (self._query_sum / n).astype(np.float32) if n > 0 else self._zero
-        elif 0 <= fact < len(self._current):
-            self.metrics.on_mention(fact, int(content[1]))
-        self._refresh_mask(world_mask)
+    def begin_step(self, rows, t, item, content, where, writable, is_query, world_mask) -> None:
+        """A new observation in each of `rows`: what the agent sees now (`item`, unit or zero
+        embeddings), its hidden `content` `(fact, version, position)` and normalised `where`."""
+        self.t[rows] = t
+        self.item[rows] = item
+        self.item_content[rows] = content
+        self.where[rows] = where
+        self.writable[rows] = writable
+        self.is_query[rows] = is_query
+        self.world_mask[rows] = world_mask
+        self.inner_ops[rows] = 0
+        self._clear_recall(rows)
+        q = rows[is_query]
+        if len(q):
+            self.query_sum[q] += self.item[q]
+            self.num_queries_seen[q] += 1
+            self.queries[q] = unit_rows(self.query_sum[q])
+        fact = self.item_content[rows, FACT]
+        seen = ~is_query & (fact >= 0) & (fact < self.num_facts)
+        if seen.any():
+            r, f = rows[seen], fact[seen]
+            version = self.item_content[r, VERSION]
+            new = version != self.version_seen[r, f]  # a new version: its fate starts as skipped
+            self.fate[r[new], f[new]] = Fate.SKIPPED
+            self.copies[r[new], f[new]] = 0
+            self.version_seen[r, f] = version
+        self._refresh_mask(rows)
 
-    def end_world_step(self) -> None:
-        self.metrics.utilisation_sum += self.bank.size / self.capacity
-        self.world_steps += 1
+    def end_world_step(self, rows) -> None:
+        self.utilisation_sum[rows] += self.occupied[rows].sum(-1) / self.capacity
+        self.world_steps[rows] += 1
 
-    def needed(self, fact: int) -> bool:
-        """Record that a task now needs `fact` (version 0); returns whether memory holds it."""
-        present = self.bank.holds(fact, 0) >= 0
-        self.metrics.on_needed(fact, 0, present)
+    def needed(self, rows, fact) -> np.ndarray:
+        """A task needs version 0 of `fact` now (one per row): counts it lost where memory does
+        not hold it, by what happened to it; returns whether memory holds it."""
+        fact = np.broadcast_to(fact, rows.shape)
+        c = self.content[rows]
+        present = ((c[..., FACT] == fact[:, None]) & (c[..., VERSION] == 0)).any(-1)
+        lost = ~present & (fact >= 0) & (fact < self.num_facts)
+        np.add.at(self.lost, (rows[lost], self.fate[rows[lost], fact[lost]]), 1)
         return present
 
     # ---- the memory side -----------------------------------------------------------------------
 
-    def absorb_invalid(self) -> bool:
-        """Count an invalid action. While the step's budget lasts it is a no-op (True); after
-        that the caller falls back to world action 0."""
-        self.metrics.invalid_actions += 1
-        if self.inner_ops < self.max_inner_ops:
-            self.inner_ops += 1
-            self._refresh_mask(self.mask[: self.num_world_actions])
-            return True
-        return False
+    def absorb_invalid(self, rows) -> np.ndarray:
+        """Count an invalid action in each row. While the step's budget lasts it is a no-op
+        (True); after that the caller plays world action 0 instead (False)."""
+        self.invalid_actions[rows] += 1
+        ok = self.inner_ops[rows] < self.max_inner_ops
+        self.inner_ops[rows[ok]] += 1
+        self._refresh_mask(rows[ok])
+        return ok
 
-    def apply(self, op: Op, slot: int) -> bool:
-        """Apply a valid slot op; returns True for a write (STORE or EDIT)."""
-        bank, m = self.bank, self.metrics
-        self.inner_ops += 1
-        wrote = False
-        if op is Op.STORE or op is Op.EDIT:
-            fact, version = int(self.content[0]), int(self.content[1])
-            if op is Op.STORE:
-                bank.store(slot, self.item, self.content, self.t)
-            else:
-                m.on_overwrite(self._tracked(bank.content[slot]), self._current)
-                bank.edit(slot, self.item, self.content, self.t)
-            self.slot_where[slot] = self.where
-            m.on_write(op, fact if fact < len(self._current) else -1, version, self._current)
-            wrote = True
-        elif op is Op.EVICT:
-            m.on_evict(self._tracked(bank.content[slot]), self._current)
-            bank.evict(slot)
-            self.slot_where[slot] = 0.0
-        else:
-            self.recall = bank.read(slot, self.t).copy()
-            self.recall_content = bank.content[slot].copy()
-            self.recall_where = self.slot_where[slot].copy()
-            self.recall_valid = True
-            m.retrieves += 1
-        self._refresh_mask(self.mask[: self.num_world_actions])
+    def apply(self, rows, op, slot) -> np.ndarray:
+        """Apply one valid slot op per row; returns which rows wrote (STORE or EDIT)."""
+        self.inner_ops[rows] += 1
+        store, edit = op == Op.STORE, op == Op.EDIT
+        wrote = store | edit
+        if edit.any():
+            self._drop(rows[edit], slot[edit], Fate.OVERWRITTEN)
+        if wrote.any():
+            self._write(rows[wrote], slot[wrote], store[wrote])
+        evict = op == Op.EVICT
+        if evict.any():
+            r, s = rows[evict], slot[evict]
+            self._drop(r, s, Fate.EVICTED)
+            self.evictions[r] += 1
+            self._clear_slots(r, s)
+        read = op == Op.RETRIEVE
+        if read.any():
+            r, s = rows[read], slot[read]
+            self.recall[r] = self.emb[r, s]
+            self.recall_content[r] = self.content[r, s]
+            self.recall_where[r] = self.slot_where[r, s]
+            self.recall_valid[r] = True
+            self.slot_reads[r, s] += 1
+            self.used_at[r, s] = self.t[r]
+            self.retrieves[r] += 1
+        self._refresh_mask(rows)
         return wrote
 
-    def _tracked(self, content):
-        """`content`, or an untracked placeholder when its fact is outside the tracked ids."""
-        return content if int(content[FACT]) < len(self._current) else (-1, -1, -1)
+    def _write(self, r, s, is_store) -> None:
+        self.emb[r, s] = self.item[r]
+        self.written_at[r, s] = self.used_at[r, s] = self.t[r]
+        self.content[r, s] = self.item_content[r]
+        self.slot_where[r, s] = self.where[r]
+        self.occupied[r, s] = True
+        self.slot_reads[r[is_store], s[is_store]] = 0  # a fresh write; an EDIT keeps its reads
+        self.slot_edits[r[is_store], s[is_store]] = 0
+        self.slot_edits[r[~is_store], s[~is_store]] += 1
+        self.writes[r[is_store]] += 1
+        self.edits[r[~is_store]] += 1
+        fact, version = self.item_content[r, FACT], self.item_content[r, VERSION]
+        current = (fact >= 0) & (fact < self.num_facts) & (version == 0)
+        self.copies[r[current], fact[current]] += 1
+        self.fate[r[current], fact[current]] = Fate.STORED
 
-    def _refresh_mask(self, world_mask) -> None:
+    def _drop(self, r, s, fate: Fate) -> None:
+        """A slot's content leaves memory: if it was a current version, one copy fewer."""
+        fact, version = self.content[r, s, FACT], self.content[r, s, VERSION]
+        current = (fact >= 0) & (fact < self.num_facts) & (version == 0)
+        r, f = r[current], fact[current]
+        self.copies[r, f] -= 1
+        gone = self.copies[r, f] == 0
+        self.fate[r[gone], f[gone]] = fate
+
+    def _clear_slots(self, r, s) -> None:
+        self.emb[r, s] = 0.0
+        self.occupied[r, s] = False
+        for a in (self.written_at, self.used_at, self.slot_reads, self.slot_edits):
+            a[r, s] = 0
+        self.content[r, s] = -1
+        self.slot_where[r, s] = 0.0
+
+    def _refresh_mask(self, rows) -> None:
         K, W = self.capacity, self.num_world_actions
-        occ = self.bank.occupied
-        inner_ok = self.inner_ops < self.max_inner_ops
+        occ = self.occupied[rows]
+        inner_ok = (self.inner_ops[rows] < self.max_inner_ops)[:, None]
+        write = self.writable[rows][:, None] & inner_ok
         mask = self.mask
-        mask[:W] = world_mask
-        write = self.writable and inner_ok
-        mask[W : W + K] = ~occ & write
-        mask[W + K : W + 2 * K] = occ & write
-        mask[W + 2 * K : W + 3 * K] = mask[W + 3 * K :] = occ & inner_ok
+        mask[rows, :W] = self.world_mask[rows]
+        mask[rows, W : W + K] = ~occ & write
+        mask[rows, W + K : W + 2 * K] = occ & write
+        mask[rows, W + 2 * K : W + 3 * K] = occ & inner_ok
+        mask[rows, W + 3 * K :] = occ & inner_ok
 
-    # ---- observation ---------------------------------------------------------------------------
+    # ---- observation and metrics ---------------------------------------------------------------
 
-    def observation(self, progress: float) -> dict[str, np.ndarray]:
-        D = self.dim
-        item = np.empty(D + NUM_ITEM_FEATURES, np.float32)
-        item[:D] = self.item
-        item[D:] = (
-            self.is_query,
-            progress,
-            self.recall_valid,
-            float(self.item @ self.recall),
-            float(self.item @ self._queries),
-            np.log1p(self.num_queries_seen) / 8.0,
-            1.0 - self.inner_ops / self.max_inner_ops,
-            self.bank.size / self.capacity,
-        )
-        recall = np.empty(D + 1, np.float32)
-        recall[:D] = self.recall
-        recall[D] = self.recall_valid
-        slots = self.bank.features(self.t, self.item, self.recall, self._queries, self._slot_obs)
+    def observation(self, progress: np.ndarray) -> dict[str, np.ndarray]:
+        """The contract's keys for every env (new arrays; `progress` per env in [0, 1])."""
+        N, K, D = self.num_envs, self.capacity, self.dim
+        item, recall = self.item, self.recall
+        item_obs = np.empty((N, D + NUM_ITEM_FEATURES), np.float32)
+        item_obs[:, :D] = item
+        f = item_obs[:, D:]
+        f[:, 0] = self.is_query
+        f[:, 1] = progress
+        f[:, 2] = self.recall_valid
+        f[:, 3] = (item * recall).sum(-1)
+        f[:, 4] = (item * self.queries).sum(-1)
+        f[:, 5] = np.log1p(self.num_queries_seen) * LOG_SCALE
+        f[:, 6] = 1.0 - self.inner_ops / self.max_inner_ops
+        f[:, 7] = self.occupied.sum(-1) / K
+        recall_obs = np.empty((N, D + 1), np.float32)
+        recall_obs[:, :D] = recall
+        recall_obs[:, D] = self.recall_valid
+        slots = np.empty((N, K, D + NUM_SLOT_FEATURES), np.float32)
+        emb, occ = self.emb, self.occupied
+        slots[..., :D] = emb
+        s = slots[..., D:]
+        t = self.t[:, None]
+        s[..., 0] = occ
+        s[..., 1] = np.log1p(t - self.written_at) * LOG_SCALE * occ
+        s[..., 2] = np.log1p(t - self.used_at) * LOG_SCALE * occ
+        s[..., 3] = np.log1p(self.slot_reads) * LOG_SCALE
+        s[..., 4] = np.log1p(self.slot_edits) * LOG_SCALE
+        s[..., 5] = (emb * item[:, None, :]).sum(-1)
+        s[..., 6] = (emb * recall[:, None, :]).sum(-1)
+        s[..., 7] = (emb * self.queries[:, None, :]).sum(-1)
+        return {"item": item_obs, "slots": slots, "recall": recall_obs,
+                "action_mask": self.mask.copy()}
+
+    def summary_batch(self, rows) -> dict[str, np.ndarray]:
+        """The streaming family's episode metrics (see `EpisodeMetrics.summary`), one per row."""
+        lost = self.lost[rows]
         return {
-            "item": item,
-            "slots": slots.copy(),
-            "recall": recall,
-            "action_mask": self.mask.copy(),
+            "accuracy": self.correct[rows] / self.num_queries[rows],
+            "correct": self.correct[rows],
+            "stale": self.stale[rows],
+            "abstentions": self.abstentions[rows],
+            "wrong": self.wrong[rows],
+            "writes": self.writes[rows],
+            "edits": self.edits[rows],
+            "evictions": self.evictions[rows],
+            "retrieves": self.retrieves[rows],
+            "invalid_actions": self.invalid_actions[rows],
+            "mean_utilisation": self.utilisation_sum[rows] / np.maximum(self.world_steps[rows], 1),
+            "lost_items": lost.sum(-1),
+            "lost_skipped": lost[:, Fate.SKIPPED],
+            "lost_evicted": lost[:, Fate.EVICTED],
+            "lost_overwritten": lost[:, Fate.OVERWRITTEN],
         }
 
-    def summary(self) -> dict[str, float]:
-        return self.metrics.summary(max(self.world_steps, 1))
+    def summary(self, row: int) -> dict[str, float]:
+        return {k: v[0].item() for k, v in self.summary_batch(np.array([row])).items()}
 
+    def copy_row(self, other: SlotMemory, src: int, dst: int) -> None:
+        """Copy env `src` of `other` (same sizes) into env `dst` of this batch."""
+        for name, a in vars(self).items():
+            if isinstance(a, np.ndarray) and a.shape[:1] == (self.num_envs,) and name != "mask":
+                a[dst] = getattr(other, name)[src]
+        self.mask[dst] = other.mask[src]

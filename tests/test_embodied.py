@@ -143,18 +143,18 @@ def test_invalid_actions_are_counted_noops_then_the_world_moves():
     env.step(env.encode(Op.STORE, 0))
     K, n = env.config.capacity, env.action_space.n
     invalid = [env.encode(Op.STORE, 0), env.encode(Op.EDIT, 1), -1, n]
-    bank = env.memory.bank
-    before = (bank.embedding.copy(), bank.occupied.copy(), env.t, env.world.pos)
+    mem = env.memory
+    before = (mem.emb.copy(), mem.occupied.copy(), env.t, env.world.pos)
     for i in range(env.config.max_inner_ops - 1):  # one op of the budget went on the STORE
         obs, reward, terminated, _, info = env.step(invalid[i])
         assert (reward, terminated, info["invalid_action"]) == (0.0, False, True)
-        after = (bank.embedding, bank.occupied, env.t, env.world.pos)
+        after = (mem.emb, mem.occupied, env.t, env.world.pos)
         for x, y in zip(before, after):
             np.testing.assert_array_equal(x, y)
     assert not obs["action_mask"][len(Move) :].any()  # the budget is spent: only moves remain
     obs, *_ = env.step(invalid[-1])  # falls back to STAY: the world advances
     assert env.t == before[2] + 1 and env.world.pos == before[3]
-    assert env.memory.metrics.invalid_actions == env.config.max_inner_ops
+    assert env.memory.invalid_actions[0] == env.config.max_inner_ops
 
 
 def test_recall_lasts_until_the_world_moves():
