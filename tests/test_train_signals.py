@@ -25,6 +25,7 @@ checkpoint_every: 1000
 """
 
 
+@pytest.mark.slow  # two subprocess runs each; resume == uninterrupted is in the default run
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stop_then_resume(tmp_path: Path, sig):
     cfg = tmp_path / "c.yaml"
