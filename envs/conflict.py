@@ -31,7 +31,7 @@ class ConflictEnv(StreamingMemoryEnv):
         Level.EASY: dict(length=100, capacity=6, num_facts=4, num_queries=8, distractor_rate=0.5,
                          update_rate=0.7, noise=0.1, query_schedule=QuerySchedule.INTERLEAVED),
         Level.MEDIUM: dict(length=200, capacity=8, num_facts=8, num_queries=16,
-                           distractor_rate=0.6, update_rate=0.8, noise=0.2,
+                           distractor_rate=0.8, update_rate=0.8, noise=0.2,
                            query_schedule=QuerySchedule.INTERLEAVED),
         Level.HARD: dict(length=1000, capacity=8, num_facts=8, num_queries=16,
                          distractor_rate=0.8, update_rate=0.8, noise=0.3, key_similarity=0.3,

@@ -35,8 +35,8 @@ class TrainConfig:
     """Keyword overrides of the env (e.g. {length: 400})."""
     algo: Algo = Algo.PPO
     """ppo (GAE + value head), grpo (group-relative, no critic) or maskable_ppo (SB3 reference)."""
-    policy: Architecture = Architecture.SLOT_ATTENTION
-    """slot_attention (pointer over slots), mlp or recurrent (slot attention + GRU)."""
+    policy: Architecture = Architecture.SLOT_POOL
+    """slot_pool (pointer over slots, pooled context), slot_attention, mlp or recurrent."""
     hidden: int = 64
     """Width of every hidden layer."""
     seed: int = 0
@@ -51,13 +51,13 @@ class TrainConfig:
     """PPO: steps per env per iteration. GRPO: ignored (one whole episode per env)."""
     group_size: int = 8
     """GRPO: episodes per group sharing one stream seed (num_envs must be a multiple)."""
-    lr: float = 3e-4
+    lr: float = 1e-3
     """Adam learning rate."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over total_steps."""
-    gamma: float = 0.995
-    """Discount."""
-    gae_lambda: float = 0.95
+    gamma: float = 0.999
+    """Discount (answers can come hundreds of steps after the write that made them possible)."""
+    gae_lambda: float = 0.99
     """GAE lambda (PPO)."""
     clip: float = 0.2
     """PPO ratio clip."""
@@ -65,10 +65,11 @@ class TrainConfig:
     """Optimisation epochs per batch."""
     minibatches: int = 4
     """Minibatches per epoch."""
-    ent_coef: float = 0.01
+    ent_coef: float = 0.003
     """Entropy bonus."""
-    vf_coef: float = 0.5
-    """Value loss weight (PPO)."""
+    vf_coef: float = 4.0
+    """Value loss weight (PPO). Large because returns are at most 1 (tiny value errors) while
+    advantages are normalised: at 0.5 the shared trunk barely trains the critic."""
     max_grad_norm: float = 0.5
     """Gradient clipping."""
     kl_coef: float = 0.0
