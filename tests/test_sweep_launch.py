@@ -28,8 +28,9 @@ TINY = ["env=memgym/Conflict-Easy-v0", "num_envs=4", "rollout_steps=64", "total_
 
 @pytest.fixture(autouse=True)
 def _loopback_ray(monkeypatch):
+    # Not RAY_AUTH_MODE: changing it between two Ray sessions of one process (other tests'
+    # ray.init() and the sweep's) makes the second session's actors die before they start.
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
         monkeypatch.delenv(var, raising=False)
 

@@ -204,10 +204,10 @@ def run_sweep(base: TrainConfig, params: list[ParamSpec], samples: int, root: st
             ray.shutdown()
     trials = []
     for result in grid:
-        metrics = result.metrics or {}
+        metrics, config = result.metrics or {}, result.config or {}
         trials.append({
-            "trial": f"trial_{trial_index(metrics.get('trial_id', ''))}" if metrics else None,
-            "params": {p.key: result.config.get(p.key) for p in params},
+            "trial": f"trial_{trial_index(metrics['trial_id'])}" if "trial_id" in metrics else None,
+            "params": {p.key: config.get(p.key) for p in params},
             METRIC: metrics.get(METRIC),
             "final": bool(metrics.get("final")),
             "run_dir": metrics.get("run_dir"),
