@@ -19,7 +19,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .config import Level
 from .embodied import NOISE_BANK, NUM_PHASES, EmbodiedMemoryEnv
@@ -84,9 +83,11 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         w = g.world
         self.radius, self.shape = w.radius, w.shape
         self.cells = w._cells.copy()  # the same in every episode of a config
-        self._cell_windows = sliding_window_view(self.cells, (2 * w.radius + 1,) * 2)
         self.entity = np.full((N, *w._cells.shape), NO_ENTITY, np.int64)
-        self._entity_windows = sliding_window_view(self.entity, (2 * w.radius + 1,) * 2, axis=(1, 2))
+        # Flat offsets of the view's cells from its corner: a view is one `take` per env.
+        V, Wp = 2 * w.radius + 1, w._cells.shape[1]
+        self._offsets = (np.arange(V)[:, None] * Wp + np.arange(V)).reshape(-1)
+        self._windows = np.full((N, V * V), NO_ENTITY, np.int64)
         self.where = np.full((N, F, 2), -1, np.int64)
         self.pos = np.zeros((N, 2), np.int64)
         self.t = np.zeros(N, np.int64)
@@ -131,6 +132,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
             self.envs[i].new_episode(seed=s)
             self._import(i)
         self._autoreset[:] = False
+        self._refresh_windows()
         return self._observation(), {}
 
     # ---- step ----------------------------------------------------------------------------------
@@ -143,6 +145,8 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         for i in np.flatnonzero(self._autoreset):  # only the envs whose episode just ended
             self.envs[i].new_episode()
             self._import(i)
+        if self._autoreset.any():
+            self._refresh_windows()
         active = ~self._autoreset
         n = self.codec.n
         in_range = (a >= 0) & (a < n)
@@ -168,6 +172,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
             t_prev = self.t[world].copy()
             self.t[world] += 1
             r, term = self._advance(world, moves, t_prev)
+            self._refresh_windows()
             reward[world] += r
             timed_out = ~term & (self.t[world] >= self.horizon)
             self._begin_step(world)
@@ -201,13 +206,19 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         y, x = self.pos[rows, 0, None] + r, self.pos[rows, 1, None] + r
         return self.cells[y + _DY, x + _DX] != _WALL
 
-    def _windows(self, rows) -> np.ndarray:
-        """The entity ids in each env's view, `(len(rows), 2r+1, 2r+1)`."""
-        return self._entity_windows[rows, self.pos[rows, 0], self.pos[rows, 1]]
+    def _corners(self) -> np.ndarray:
+        """Flat index (in one env's padded grid) of each env's view corner: its own position,
+        since the padding is the view radius."""
+        return self.pos[:, 0] * self.cells.shape[1] + self.pos[:, 1]
+
+    def _refresh_windows(self) -> None:
+        """The entity ids in every env's view, `(N, (2r+1)^2)` row-major: after anything moved."""
+        base = self.rows * self.cells.size + self._corners()
+        np.take(self.entity.reshape(-1), base[:, None] + self._offsets, out=self._windows)
 
     def _attend(self, rows):
         """The nearest entity in view (row-major on ties), else the backdrop at `(-1, -1)`."""
-        ent = self._windows(rows).reshape(len(rows), -1)
+        ent = self._windows[rows]
         present = ent != NO_ENTITY
         k = np.where(present, self._view_rank, np.iinfo(np.int64).max).argmin(-1)
         found = present.any(-1)
@@ -255,8 +266,10 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
     def _observation(self) -> dict[str, np.ndarray]:
         mem, rows = self.memory, self.rows
         obs = mem.observation(self.t / self.horizon)
-        cells = self._cell_windows[self.pos[:, 0], self.pos[:, 1]]
-        obs["view"] = (cells + _NUM_CELLS * (self._windows(rows) != NO_ENTITY)).astype(np.int8)
+        V = 2 * self.radius + 1
+        cells = np.take(self.cells.reshape(-1), self._corners()[:, None] + self._offsets)
+        view = cells + _NUM_CELLS * (self._windows != NO_ENTITY)
+        obs["view"] = view.reshape(self.num_envs, V, V).astype(np.int8)
         obs["pose"] = (self.pos / self._scale).astype(np.float32)
         item_pos = np.empty((self.num_envs, 3), np.float32)
         item_pos[:, :2] = mem.where
