@@ -19,10 +19,10 @@ def plot_learning_curves(curves: dict[str, list[dict]], levels: dict[str, float]
         if points:
             ax.plot([p[x] for p in points], [p[metric] for p in points], marker="o", ms=3,
                     label=label)
-    styles = {"oracle": ("black", "--")}
-    for name, value in sorted(levels.items(), key=lambda kv: -kv[1]):
-        color, ls = styles.get(name, (None, ":"))
-        ax.axhline(value, color=color, ls=ls, lw=1, label=f"{name} ({value:.2f})")
+    palette = plt.get_cmap("Set2").colors  # curves use the default cycle; levels their own
+    for i, (name, value) in enumerate(sorted(levels.items(), key=lambda kv: -kv[1])):
+        color, ls = ("black", "--") if name == "oracle" else (palette[i % len(palette)], ":")
+        ax.axhline(value, color=color, ls=ls, lw=1.2, label=f"{name} ({value:.2f})")
     ax.set_xlabel("env steps" if x == "step" else "seconds of training")
     ax.set_ylabel(f"held-out {metric}")
     ax.set_ylim(0, 1.05)
