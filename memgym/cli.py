@@ -178,9 +178,11 @@ def _cmd_train(args) -> int:
         print(f"stopped at step {out['global_step']}; continue with: "
               f"memgym train --resume {run_dir}")
         return 130
+    from memgym.trainers.session import headline_metric
+
     results = [*out["baselines"].values(), out["eval"]]
     out["eval"].policy = "trained"
-    print(report.suite_table(results, "accuracy"))
+    print(report.suite_table(results, headline_metric(out["eval"].summary())))
     print(f"eval report: {run_dir / 'eval.json'}; curve: {run_dir / 'learning_curve.png'}")
     return 0
 

@@ -62,7 +62,7 @@ class SlotAttentionNet(nn.Module):
 
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, hidden: int = 64,
                  heads: int = 4, recurrent: bool = False, attention: bool = True,
-                 extras: tuple[list[str], int] = ([], 0)):
+                 extras: tuple[list[str], int] = ([], 0), world_actions: int = 1):
         super().__init__()
         self.extras, extra_dim = extras
         item_dim += extra_dim
@@ -78,7 +78,8 @@ class SlotAttentionNet(nn.Module):
             self.context_net = mlp(3 * hidden, hidden, hidden, layers=1)
         self.gru = nn.GRUCell(hidden, hidden) if recurrent else None
         self.op_head = mlp(2 * hidden, hidden, NUM_SLOT_OPS)
-        self.skip_head = mlp(3 * hidden, hidden, 1)
+        # SKIP plus any world actions (an embodied task's moves) are scored from the pooled context.
+        self.world_head = mlp(3 * hidden, hidden, world_actions)
         self.value_head = mlp(3 * hidden, hidden, 1)
 
     def initial_state(self, n: int) -> torch.Tensor:
@@ -102,7 +103,7 @@ class SlotAttentionNet(nn.Module):
         per_slot = self.op_head(torch.cat([slots, item.unsqueeze(1).expand(n, k, h)], -1))
         pooled = torch.cat([item, slots.mean(1), slots.amax(1)], -1)
         # (N, K, 4) -> (N, 4, K) -> (N, 4K): one block of K per op, as the action codec lays out.
-        logits = torch.cat([self.skip_head(pooled), per_slot.transpose(1, 2).reshape(n, -1)], -1)
+        logits = torch.cat([self.world_head(pooled), per_slot.transpose(1, 2).reshape(n, -1)], -1)
         logits = logits.masked_fill(~obs["action_mask"].bool(), MASKED)
         return logits, self.value_head(pooled).squeeze(-1), state
 
@@ -113,12 +114,13 @@ class MLPNet(nn.Module):
     recurrent = False
 
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, capacity: int,
-                 hidden: int = 64, extras: tuple[list[str], int] = ([], 0)):
+                 hidden: int = 64, extras: tuple[list[str], int] = ([], 0),
+                 world_actions: int = 1):
         super().__init__()
         self.extras, extra_dim = extras
         inp = item_dim + extra_dim + recall_dim + capacity * slot_dim
         self.body = mlp(inp, hidden, hidden, layers=2)
-        self.policy_head = nn.Linear(hidden, 1 + NUM_SLOT_OPS * capacity)
+        self.policy_head = nn.Linear(hidden, world_actions + NUM_SLOT_OPS * capacity)
         self.value_head = nn.Linear(hidden, 1)
 
     def initial_state(self, n: int):
@@ -139,8 +141,11 @@ def build_network(arch: Architecture | str, observation_space, hidden: int = 64)
     recall_dim = observation_space["recall"].shape[-1]
     keys = extra_keys(observation_space)
     extras = (keys, sum(int(np.prod(observation_space[k].shape)) for k in keys))
+    world = observation_space["action_mask"].n - NUM_SLOT_OPS * capacity
     if arch is Architecture.MLP:
-        return MLPNet(item_dim, slot_dim, recall_dim, capacity, hidden, extras=extras)
+        return MLPNet(item_dim, slot_dim, recall_dim, capacity, hidden, extras=extras,
+                      world_actions=world)
     return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden, extras=extras,
+                            world_actions=world,
                             recurrent=arch is Architecture.RECURRENT,
                             attention=arch is Architecture.SLOT_ATTENTION)

@@ -61,7 +61,8 @@ def test_train_cli_writes_the_run_layout(tmp_path, capsys):
     # Our loader (memgym eval --policy runs/<name>, export) reads the SB3 run's checkpoint.
     policy = load_policy(run)
     assert sum(p.numel() for p in policy.net.parameters()) == sum(
-        p.numel() for p in build_network("slot_attention", _space(), 64).parameters())
+        p.numel() for p in build_network(load_config(run / "config.yaml").policy, _space(),
+                                         64).parameters())
     assert "trained" in capsys.readouterr().out
 
 

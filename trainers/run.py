@@ -163,13 +163,14 @@ class Trainer:
                 record = self._record(batch, stats, dt, t_collect)
                 if self.iteration % cfg.eval_every == 0:
                     record.update(self.evaluate(cfg.eval_episodes, prefix="eval/"))
+                    headline = "success" if "eval/success" in record else "accuracy"
                     self.history.append({"step": self.global_step, "elapsed": self.elapsed,
-                                         "accuracy": record["eval/accuracy"],
+                                         headline: record[f"eval/{headline}"],
                                          "return": record["eval/return"]})
                 self._log(writer, record)
                 bar.update(batch.env_steps)
                 bar.set_postfix(ret=f"{record['train/return']:.3f}",
-                                acc=f"{record['train/accuracy']:.3f}",
+                                acc=f"{record['train/accuracy'] or record['train/success']:.3f}",
                                 sps=f"{record['perf/steps_per_second']:.0f}")
                 stalled = stalled + 1 if abs(record["train/return"]) < 1e-9 else 0
                 if stalled == STALL_ITERATIONS:
@@ -191,7 +192,7 @@ class Trainer:
         eps = self.recent_episodes
         record = {"iteration": self.iteration, "step": self.global_step,
                   "time": round(self.elapsed, 3)}
-        for key in ("return", "accuracy", "lost_items", "stale", "writes", "evictions"):
+        for key in ("return", "accuracy", "success", "lost_items", "stale", "writes", "evictions"):
             vals = [e[key] for e in eps if key in e]
             record[f"train/{key}"] = float(np.mean(vals)) if vals else 0.0
         record["train/episodes"] = len(batch.episodes)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from memgym.policies import BASELINES
+from memgym.envs.registration import family_of
+from memgym.policies import FAMILY_BASELINES
 from memgym.policies.evaluation import EvalResult, evaluate
 
 from .config import Algo, TrainConfig
@@ -16,8 +17,14 @@ from .run import EVAL_SEED, RunPaths, Trainer
 
 def baseline_levels(cfg: TrainConfig, episodes: int) -> dict[str, EvalResult]:
     """Every baseline on the held-out seeds the trained policy is evaluated on."""
+    baselines = FAMILY_BASELINES[family_of(cfg.env) or "streaming"]
     return {name: evaluate(make(), cfg.env, episodes, EVAL_SEED, cfg.env_kwargs, progress=False)
-            for name, make in BASELINES.items()}
+            for name, make in baselines.items()}
+
+
+def headline_metric(summary: dict) -> str:
+    """What a run is judged by: accuracy on streaming tasks, success on embodied ones."""
+    return "success" if "success" in summary else "accuracy"
 
 
 def run_training(cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
@@ -49,9 +56,10 @@ def finish_run(cfg: TrainConfig, paths: RunPaths, policy, history: list[dict]) -
     payload["training"] = {"algo": cfg.algo.value, "steps": history[-1]["step"] if history else None}
     paths.eval.write_text(json.dumps(payload, indent=2))
     levels = baseline_levels(cfg, cfg.eval_episodes)
-    summary = {name: r.summary()["accuracy"]["mean"] for name, r in levels.items()}
+    metric = headline_metric(result.summary())
+    summary = {name: r.summary()[metric]["mean"] for name, r in levels.items()}
     paths.levels.write_text(json.dumps(summary, indent=2))
     plot_learning_curves({cfg.algo.value: history}, summary, paths.curve,
-                         title=f"{cfg.algo.value} on {cfg.env}")
+                         title=f"{cfg.algo.value} on {cfg.env}", metric=metric)
     return {"run_dir": str(paths.root), "eval": result, "baselines": levels,
             "stopped_early": False}

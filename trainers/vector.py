@@ -15,7 +15,7 @@ import memgym.envs  # noqa: F401  (registers the envs)
 def make_vector_env(env_id: str, env_kwargs: dict, num_envs: int) -> gym.vector.VectorEnv:
     spec = gym.spec(env_id)
     if spec.vector_entry_point is not None:
-        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entrypoint",
+        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                            **env_kwargs)
         if env.metadata.get("autoreset_mode") is AutoresetMode.SAME_STEP:
             return env
