@@ -29,23 +29,25 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {"ppo": "quickstart.yaml", "grpo": "grpo_conflict.yaml", "maskable_ppo": "sb3_reference.yaml"}
 
 
-def train(algo: str, minutes: float, out: Path, seed: int) -> dict:
+def train(algo: str, minutes: float, out: Path, seed: int, reuse: bool) -> dict:
+    """Train one algorithm (or, with `reuse`, read back a finished run folder) and summarise it
+    from the files every run writes: metrics.jsonl, eval.json, baseline_levels.json."""
     cfg = load_config(ROOT / "configs" / CONFIGS[algo], {
         "time_limit_minutes": minutes, "total_steps": 10**9, "seed": seed})
     run_dir = out / algo
-    t0 = time.time()
-    result = run_training(cfg, run_dir, progress=True)
-    wall = time.time() - t0
+    if not (reuse and (run_dir / "eval.json").exists()):
+        run_training(cfg, run_dir, progress=True)
     history = []
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         r = json.loads(line)
         if "eval/accuracy" in r:
             history.append({"elapsed": r["time"], "step": r["step"], "accuracy": r["eval/accuracy"]})
-    accuracy = result["eval"].summary()["accuracy"]
-    levels = {n: r.summary()["accuracy"]["mean"] for n, r in result["baselines"].items()}
-    return {"algo": algo, "env": cfg.env, "minutes": minutes, "wall_seconds": wall,
-            "steps": history[-1]["step"] if history else None, "accuracy": accuracy,
-            "levels": levels, "history": history, "run_dir": str(run_dir)}
+    report = json.loads((run_dir / "eval.json").read_text())
+    levels = json.loads((run_dir / "baseline_levels.json").read_text())
+    return {"algo": algo, "env": cfg.env, "minutes": minutes,
+            "steps": history[-1]["step"] if history else None,
+            "accuracy": report["metrics"]["accuracy"], "levels": levels, "history": history,
+            "run_dir": str(run_dir)}
 
 
 def length_generalisation(run_dir: Path, env: str, factors=(1, 10, 100), episodes=(200, 50, 12)):
@@ -75,6 +77,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/bench-learning")
     p.add_argument("--algos", default="ppo,grpo,maskable_ppo")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reuse", action="store_true",
+                   help="read back run folders that already finished instead of training again")
+    p.add_argument("--no-generalisation", action="store_true", help="skip the 10x/100x evaluation")
     p.add_argument("--embodied-minutes", type=float, default=10.0,
                    help="PPO budget on object recall (0 to skip)")
     args = p.parse_args(argv)
@@ -84,20 +89,26 @@ def main(argv=None) -> int:
                "command": "python -m memgym.benchmarks.learning " + " ".join(argv or []),
                "runs": []}
     for algo in args.algos.split(","):
-        summary["runs"].append(train(algo, args.minutes, out, args.seed))
+        summary["runs"].append(train(algo, args.minutes, out, args.seed, args.reuse))
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     levels = summary["runs"][0]["levels"]
+    if args.algos == "":
+        return 0
     plot_learning_curves({r["algo"]: r["history"] for r in summary["runs"]}, levels,
                          out / "learning_curves.png", x="elapsed",
                          title=f"Conflict-Medium, {args.minutes:g} min per algorithm (held-out)")
     ppo = next((r for r in summary["runs"] if r["algo"] == "ppo"), None)
-    if ppo:
+    if ppo and not args.no_generalisation:
         summary["length_generalisation"] = length_generalisation(Path(ppo["run_dir"]), ppo["env"])
     if args.embodied_minutes > 0 and "memgym/ObjectRecall-Easy-v0" in gym.registry:
         cfg = load_config(ROOT / "configs" / "ppo_object_recall.yaml",
                           {"time_limit_minutes": args.embodied_minutes, "total_steps": 10**9})
-        res = run_training(cfg, out / "object_recall", progress=True)
-        summary["object_recall"] = {k: v["mean"] for k, v in res["eval"].summary().items()}
+        run_dir = out / "object_recall"
+        if not (args.reuse and (run_dir / "eval.json").exists()):
+            run_training(cfg, run_dir, progress=True)
+        report = json.loads((run_dir / "eval.json").read_text())
+        summary["object_recall"] = {k: v["mean"] for k, v in report["metrics"].items()}
+        summary["object_recall_levels"] = json.loads((run_dir / "baseline_levels.json").read_text())
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print_markdown(summary)
     return 0
