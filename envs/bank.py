@@ -35,6 +35,8 @@ _LOG_SCALE = 1.0 / 8.0
 _MAX_AGE = (1 << 16) - 1
 _LOG_AGE = (np.log1p(np.arange(_MAX_AGE, -1, -1)) * _LOG_SCALE).astype(np.float32)
 _EMPTY_REF = 1 << 62  # reference time of an empty slot: clipped to the last entry, log1p(0) = 0
+_EMPTY_TIMES = np.array([0, 0, _EMPTY_REF, _EMPTY_REF], np.int64)
+_VIEWS = ("written_at", "used_at", "_age_ref", "reads", "edits")
 
 
 class MemoryBank:
@@ -45,36 +47,39 @@ class MemoryBank:
         self.dim = dim
         self.embedding = np.zeros((capacity, dim), np.float32)
         self.occupied = np.zeros(capacity, bool)
-        # Rows `written_at` and `used_at`, so both ages are computed in one pass (see `ages`).
-        self.times = np.zeros((2, capacity), np.int64)
-        self.written_at = self.times[0]
-        self.used_at = self.times[1]
-        self.reads = np.zeros(capacity, np.int64)
-        self.edits = np.zeros(capacity, np.int64)
+        # Metadata lives in two blocks, so that each op is one or two numpy writes: rows
+        # `written_at`, `used_at` and their references for `ages` (empty slots pushed to the far
+        # future), and rows `reads`, `edits`. The public names are views of the rows.
+        self._times = np.zeros((4, capacity), np.int64)
+        self._times[2:] = _EMPTY_REF
+        self._counts = np.zeros((2, capacity), np.int64)
         self.content = np.full((capacity, 3), -1, np.int64)
-        # For `ages`: `times`, with empty slots pushed to the far future.
-        self._age_ref = np.full((2, capacity), _EMPTY_REF, np.int64)
         self._size = 0
+        self._init_views()
+
+    def _init_views(self) -> None:
+        self.written_at, self.used_at = self._times[0], self._times[1]
+        self._age_ref = self._times[2:]
+        self.reads, self.edits = self._counts[0], self._counts[1]
 
     def clear(self) -> None:
         self.embedding.fill(0.0)
         self.occupied.fill(False)
-        self.times.fill(0)
-        self.reads.fill(0)
-        self.edits.fill(0)
+        self._times[:2] = 0
+        self._times[2:] = _EMPTY_REF
+        self._counts.fill(0)
         self.content.fill(-1)
-        self._age_ref.fill(_EMPTY_REF)
         self._size = 0
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["written_at"], state["used_at"]  # views of `times`, restored below
+        for view in _VIEWS:  # would unpickle as copies: rebuilt from the blocks instead
+            del state[view]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.written_at = self.times[0]
-        self.used_at = self.times[1]
+        self._init_views()
 
     @property
     def size(self) -> int:
@@ -87,43 +92,34 @@ class MemoryBank:
 
     def store(self, slot: int, embedding: np.ndarray, content, t: int) -> None:
         assert not self.occupied[slot], "STORE into an occupied slot"
+        # An empty slot's reads and edits are already 0 (`evict` and `clear` reset them).
         self.embedding[slot] = embedding
         self.occupied[slot] = True
-        self.written_at[slot] = t
-        self.used_at[slot] = t
-        self.reads[slot] = 0
-        self.edits[slot] = 0
+        self._times[:, slot] = t
         self.content[slot] = content
-        self._age_ref[:, slot] = t
         self._size += 1
 
     def edit(self, slot: int, embedding: np.ndarray, content, t: int) -> None:
         """Overwrite an occupied slot; its read count survives, its edit count grows."""
         assert self.occupied[slot], "EDIT of an empty slot"
         self.embedding[slot] = embedding
-        self.written_at[slot] = t
-        self.used_at[slot] = t
+        self._times[:, slot] = t
         self.edits[slot] += 1
         self.content[slot] = content
-        self._age_ref[:, slot] = t
 
     def evict(self, slot: int) -> None:
         assert self.occupied[slot], "EVICT of an empty slot"
         self.embedding[slot] = 0.0
         self.occupied[slot] = False
-        self.written_at[slot] = 0
-        self.used_at[slot] = 0
-        self.reads[slot] = 0
-        self.edits[slot] = 0
+        self._times[:, slot] = _EMPTY_TIMES
+        self._counts[:, slot] = 0
         self.content[slot] = EMPTY_CONTENT
-        self._age_ref[:, slot] = _EMPTY_REF
         self._size -= 1
 
     def read(self, slot: int, t: int) -> np.ndarray:
         assert self.occupied[slot], "RETRIEVE of an empty slot"
         self.reads[slot] += 1
-        self.used_at[slot] = t
-        self._age_ref[1, slot] = t
+        self._times[1::2, slot] = t  # used_at and its reference
         return self.embedding[slot]
 
     def holds(self, fact: int, version: int) -> int:

@@ -45,11 +45,12 @@ def _fixed_direction(name: str, dim: int) -> np.ndarray:
     return random_units(rng, 1, dim)[0]
 
 
-class DistractorSource:
-    """Unit-norm distractor embeddings drawn in blocks, so a million-item stream costs one vector
-    per item on average and a fixed block of memory. The block size does not change the
-    embeddings drawn (the generator fills blocks in sequence), only how much an episode that ends
-    early draws for nothing."""
+class UnitSource:
+    """Random unit vectors (distractors, fresh values of updated facts) drawn in blocks, so a
+    million-item stream costs one vector per item on average and a fixed block of memory. The
+    block size does not change the vectors drawn (the generator fills blocks in sequence), only
+    how much an episode that ends early draws for nothing. Rows are views of a block that is
+    replaced, never written, when used up."""
 
     def __init__(self, rng: np.random.Generator, dim: int, block: int = 64):
         self._rng = rng
@@ -58,10 +59,27 @@ class DistractorSource:
         self._buffer = np.empty((0, dim), np.float32)
         self._next = 0
 
+    def _fill(self) -> np.ndarray:
+        return random_units(self._rng, self._block, self._dim)
+
     def draw(self) -> np.ndarray:
         if self._next == len(self._buffer):
-            self._buffer = random_units(self._rng, self._block, self._dim)
+            self._buffer = self._fill()
             self._next = 0
         row = self._buffer[self._next]
         self._next += 1
         return row
+
+
+class NoiseSource(UnitSource):
+    """Isotropic Gaussian noise vectors (float64, std `scale` per coordinate), in blocks."""
+
+    def __init__(self, rng: np.random.Generator, dim: int, scale: float, block: int = 64):
+        super().__init__(rng, dim, block)
+        self._scale = scale
+
+    def _fill(self) -> np.ndarray:
+        return self._rng.normal(0.0, self._scale, (self._block, self._dim))
+
+
+DistractorSource = UnitSource  # the name the stream used first

@@ -25,10 +25,11 @@ class EpisodeMetrics:
         self.correct = self.stale = self.abstentions = self.wrong = 0
         self.writes = self.edits = self.evictions = self.retrieves = self.invalid_actions = 0
         self.utilisation_sum = 0.0
-        self.fate = np.zeros(num_facts, np.int8)
-        self.copies = np.zeros(num_facts, np.int64)  # slots holding the fact's current version
+        # Per fact, as plain lists (updated one entry at a time, on the env's hot path).
+        self.fate = [Fate.SKIPPED] * num_facts
+        self.copies = [0] * num_facts  # slots holding the fact's current version
         self.lost: dict[tuple[int, int], Fate] = {}
-        self._versions = np.full(num_facts, -1, np.int64)  # latest version mentioned so far
+        self._versions = [-1] * num_facts  # latest version mentioned so far
 
     def on_mention(self, fact: int, version: int) -> None:
         if version != self._versions[fact]:

@@ -14,6 +14,7 @@ version of that fact's *answer fact* (itself, or for multi-hop the fact its brid
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass
 from enum import IntEnum
@@ -21,7 +22,7 @@ from enum import IntEnum
 import numpy as np
 
 from .config import ConfigError, QuerySchedule, StreamConfig
-from .embedding import DistractorSource, fixed_direction, random_units, unit, unit_vector
+from .embedding import NoiseSource, UnitSource, fixed_direction, random_units, unit, unit_vector
 
 NEVER = np.iinfo(np.int64).max
 
@@ -61,7 +62,11 @@ class FactStream:
         self.rng = rng
         self.task = task
         F, D, L, Q = cfg.num_facts, cfg.dim, cfg.length, cfg.num_queries
-        self.distractors = DistractorSource(np.random.default_rng(rng.integers(2**63)), D)
+        # Distractors, and the noise and fresh values of fact mentions, come from two generators
+        # of their own, drawn in blocks (cheaper per item than a draw each time).
+        seed = int(rng.integers(2**63))
+        self.distractors = UnitSource(np.random.default_rng(seed), D)
+        fact_rng = np.random.default_rng([seed, 1])
         self.fact_dir = fixed_direction("fact", D)
         self.query_dir = fixed_direction("query", D)
 
@@ -75,7 +80,8 @@ class FactStream:
         self.topics = random_units(rng, max(task.num_topics, 1), D)
         # Each embedding is a fixed part plus fresh noise; the fixed parts are kept per fact and
         # only the fact's part is redone when an update changes its value.
-        self._noise_scale = float(cfg.noise / np.sqrt(D))
+        self._noise = NoiseSource(fact_rng, D, float(cfg.noise / np.sqrt(D)))
+        self._fresh_values = UnitSource(fact_rng, D)
         self._key_part = W_KEY * self.keys
         self._fact_part = W_FACT * self.fact_dir
         self._topic_part = W_TOPIC * self.topics
@@ -116,48 +122,49 @@ class FactStream:
     # ---- queries -------------------------------------------------------------------------------
 
     def _schedule_queries(self, intro_time: np.ndarray) -> None:
+        # Plain Python ints throughout: this runs at every reset.
         cfg, task, rng = self.cfg, self.task, self.rng
         L, Q = cfg.length, cfg.num_queries
-        ready = np.maximum(intro_time, intro_time[task.answer_of])
+        ready = np.maximum(intro_time, intro_time[task.answer_of]).tolist()
         candidates = np.flatnonzero(task.queryable)
         if cfg.query_schedule is QuerySchedule.END:
-            positions = np.arange(L - Q, L, dtype=np.int64)
+            positions = list(range(L - Q, L))
         else:
             taken = set(intro_time.tolist())
-            start = int(ready[candidates].min()) + 1
-            positions = np.linspace(start, L - 1, Q).round().astype(np.int64)
+            start = min(ready[f] for f in candidates.tolist()) + 1
+            positions = np.linspace(start, L - 1, Q).round().astype(np.int64).tolist()
             for i in range(Q):  # keep positions distinct, ordered and clear of the intros
-                p = max(int(positions[i]), int(positions[i - 1]) + 1 if i else 0)
+                p = max(positions[i], positions[i - 1] + 1 if i else 0)
                 while p in taken:
                     p += 1
                 positions[i] = p
             if positions[-1] >= L:
                 raise ConfigError(f"length {L} is too short for {Q} interleaved queries; raise it")
         # Cycle through a random order of the askable facts, so each is asked about equally often.
-        order = list(rng.permutation(candidates))
-        asked = np.empty(Q, np.int64)
+        order = rng.permutation(candidates).tolist()
+        asked = []
         for i, p in enumerate(positions):
             j = next((j for j, f in enumerate(order) if ready[f] < p), None)
             if j is None:  # the rest of this cycle is introduced later: ask one a second time
-                order += list(rng.permutation(candidates))
+                order += rng.permutation(candidates).tolist()
                 j = next((j for j, f in enumerate(order) if ready[f] < p), None)
             if j is None:
                 raise ConfigError(f"length {L}: no fact comes before query {i}; raise `length`")
-            asked[i] = order.pop(j)
+            asked.append(order.pop(j))
             if not order:
-                order = list(rng.permutation(candidates))
-        self.query_positions = positions
-        self.query_facts = asked
-        self.query_answers = task.answer_of[asked]
-        self._query_set = set(positions.tolist())
+                order = rng.permutation(candidates).tolist()
+        self.query_positions = np.array(positions, np.int64)
+        self.query_facts = np.array(asked, np.int64)
+        self.query_answers = task.answer_of[self.query_facts]
+        self._query_set = set(positions)
         self._next_query = 0
         # For each fact, the sorted positions of the queries that need its current version.
-        self._needed_at = [[] for _ in range(cfg.num_facts)]
-        for p, f, a in zip(positions, asked, self.query_answers):
-            self._needed_at[f].append(int(p))
+        needed_at = [[] for _ in range(cfg.num_facts)]
+        for p, f, a in zip(positions, asked, self.query_answers.tolist()):
+            needed_at[f].append(p)
             if a != f:
-                self._needed_at[a].append(int(p))
-        self._needed_at = [np.array(sorted(set(x)), np.int64) for x in self._needed_at]
+                needed_at[a].append(p)
+        self._needed_at = [sorted(set(x)) for x in needed_at]
 
     # ---- generation ----------------------------------------------------------------------------
 
@@ -174,7 +181,7 @@ class FactStream:
             if event is not Event.RESTATE:
                 self.version[f] += 1
                 if event is Event.UPDATE and self._has_own_value[f]:
-                    self.values[f] = unit_vector(self.rng.standard_normal(self.cfg.dim))
+                    self.values[f] = self._fresh_values.draw()
                     self._refresh_fact_base(f)
                 self.next_update[f] = self._schedule(f, t, Event.UPDATE, self._update_p[f])
             if event is not Event.UPDATE:
@@ -203,17 +210,11 @@ class FactStream:
             v += self._topic_part[topic]
         self._fact_base[f] = v
 
-    def _noisy(self, base: np.ndarray) -> np.ndarray:
-        # `normal(0, s)` draws exactly `standard_normal() * s`, in one call.
-        x = self.rng.normal(0.0, self._noise_scale, self.cfg.dim)
-        x += base
-        return unit_vector(x)
-
     def _fact_embedding(self, f: int) -> np.ndarray:
-        return self._noisy(self._fact_base[f])
+        return unit_vector(self._noise.draw() + self._fact_base[f])
 
     def _query_embedding(self, f: int) -> np.ndarray:
-        return self._noisy(self._query_base[f])
+        return unit_vector(self._noise.draw() + self._query_base[f])
 
     # ---- the future, for oracles ---------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class FactStream:
         if fact < 0 or version != self.version[fact]:
             return NEVER
         needed = self._needed_at[fact]
-        i = int(np.searchsorted(needed, t))
+        i = bisect.bisect_left(needed, t)
         if i < len(needed) and needed[i] < self.next_update[fact]:
             return int(needed[i])
         return NEVER

@@ -75,7 +75,10 @@ class StreamingMemoryEnv(gym.Env):
         self._zero = np.zeros(D, np.float32)
         self._op_of = [self.codec.decode(a)[0] for a in range(self.codec.n)]
         self._slot_of = [self.codec.decode(a)[1] for a in range(self.codec.n)]
-        self._dim, self._capacity = D, K
+        # Hot-path copies of config values and of the bank's embedding matrix (updated in place).
+        self._dim, self._capacity, self._length = D, K, cfg.length
+        self._num_actions, self._max_inner = self.codec.n, cfg.max_inner_ops
+        self._slot_emb = self.bank.embedding
         self._init_mask_tables()
         self._init_obs_buffer()
 
@@ -175,9 +178,9 @@ class StreamingMemoryEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before step()")
         m = self.metrics
         a = int(action)
-        if not (0 <= a < self.codec.n and self._mask[a]):
+        if not (0 <= a < self._num_actions and self._mask[a]):
             m.invalid_actions += 1
-            if self._inner_ops < self.config.max_inner_ops:
+            if self._inner_ops < self._max_inner:
                 self._count_inner_op()  # a no-op that still counts, so an episode always ends
                 return self._observation(), 0.0, False, False, {"invalid_action": True}
             a = 0  # the bound is spent: fall back to SKIP so the stream moves on
@@ -211,7 +214,7 @@ class StreamingMemoryEnv(gym.Env):
             else:
                 m.on_overwrite(bank.content[slot], self.stream.version)
                 bank.edit(slot, self._item, content, self.t)
-            self._write_slot_row(slot)
+            self._write_slot_row(slot, op is Op.EDIT)
             m.on_write(op, self._fact, self._version, self.stream.version)
             reward -= cfg.write_cost
         elif self._kind is ItemKind.QUERY:
@@ -260,7 +263,7 @@ class StreamingMemoryEnv(gym.Env):
             self._query_sum += emb
             self._num_queries_seen += 1
             self._queries = _unit32(self._query_sum)
-            np.dot(self.bank.embedding, self._queries, out=self._ob_sim_queries)
+            np.dot(self._slot_emb, self._queries, out=self._ob_sim_queries)
             item[D + _QUERIES_SEEN] = math.log1p(self._num_queries_seen) / 8.0
         elif kind is ItemKind.FACT:
             self.metrics.on_mention(fact, version)
@@ -269,33 +272,34 @@ class StreamingMemoryEnv(gym.Env):
             item[D + _IS_QUERY] = is_query
             self._select_mask_table()
         item[:D] = emb
-        item[D + _PROGRESS] = self.t / self.config.length
-        np.dot(self.bank.embedding, emb, out=self._ob_sim_item)
+        item[D + _PROGRESS] = self.t / self._length
+        np.dot(self._slot_emb, emb, out=self._ob_sim_item)
         if self._num_queries_seen:
             item[D + _SIM_QUERIES] = emb.dot(self._queries)
         self.bank.ages(self.t, self._ob_ages)
 
-    def _write_slot_row(self, slot: int) -> None:
+    def _write_slot_row(self, slot: int, edited: bool) -> None:
         """A STORE or EDIT changed `slot`. Its age, time since use and similarity to the item are
-        refreshed by the next item (or the final rebuild); the rest is set here."""
-        D, bank = self._dim, self.bank
-        row = self._ob_slots[slot]
-        row[:D] = self._item
-        row[D + OCCUPIED] = 1.0
-        row[D + READS] = bank.reads_feature(slot)
-        row[D + EDITS] = bank.edits_feature(slot)
+        refreshed by the next item (or the final rebuild), its similarity to recall too (recall
+        is cleared then); the rest is set here. An empty slot's row is all zeros (reads and edits
+        included), so a STORE only sets what is not."""
+        D, slots = self._dim, self._ob_slots
+        slots[slot, :D] = self._item
+        if edited:
+            slots[slot, D + EDITS] = self.bank.edits_feature(slot)
+        else:
+            slots[slot, D + OCCUPIED] = 1.0
         if self._num_queries_seen:
-            row[D + SIM_QUERIES] = self._item.dot(self._queries)
-        # Similarity to recall: recall is cleared (column zeroed) when the next item begins.
+            slots[slot, D + SIM_QUERIES] = self._item.dot(self._queries)
 
     def _retrieve(self, slot: int) -> None:
         D, bank = self._dim, self.bank
         self._recall = recall = bank.read(slot, self.t).copy()
         self._recall_content = bank.content[slot].copy()
         self._recall_valid = True
-        row = self._ob_slots[slot]
-        row[D + READS] = bank.reads_feature(slot)
-        row[D + SINCE_USED] = 0.0  # used now
+        slots = self._ob_slots
+        slots[slot, D + READS] = bank.reads_feature(slot)
+        slots[slot, D + SINCE_USED] = 0.0  # used now
         self._ob_recall[:D] = recall
         self._ob_recall[D] = 1.0
         item = self._ob_item
@@ -305,9 +309,8 @@ class StreamingMemoryEnv(gym.Env):
 
     def _count_inner_op(self) -> None:
         self._inner_ops += 1
-        max_inner = self.config.max_inner_ops
-        self._ob_item[self._dim + _INNER_LEFT] = 1.0 - self._inner_ops / max_inner
-        if self._inner_ops == max_inner:
+        self._ob_item[self._dim + _INNER_LEFT] = 1.0 - self._inner_ops / self._max_inner
+        if self._inner_ops == self._max_inner:
             self._select_mask_table()
 
     def _record_needed(self, asked: int) -> None:
@@ -320,7 +323,7 @@ class StreamingMemoryEnv(gym.Env):
     task_needs_bridge: ClassVar[bool] = False
 
     def _select_mask_table(self) -> None:
-        spent = self._inner_ops >= self.config.max_inner_ops
+        spent = self._inner_ops >= self._max_inner
         self._mask_table = self._mask_tables[self._is_query, spent]
 
     def _rebuild_observation(self) -> None:
