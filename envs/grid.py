@@ -7,6 +7,7 @@ egocentric view is one slice and never needs a bounds check.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from enum import IntEnum
 
@@ -44,6 +45,16 @@ _COLOURS = np.array(
 )  # floor, wall, door, entity, agent
 
 
+@functools.lru_cache(maxsize=None)
+def view_rank(radius: int) -> np.ndarray:
+    """Per view cell: Manhattan distance to the centre, ties broken row-major (read-only)."""
+    r = radius
+    ys, xs = np.mgrid[-r : r + 1, -r : r + 1]
+    rank = (np.abs(ys) + np.abs(xs)) * (2 * r + 1) ** 2 + np.arange(ys.size).reshape(ys.shape)
+    rank.flags.writeable = False
+    return rank
+
+
 class GridWorld:
     """Cells, entities (ids `0..num_entities-1` into a per-episode embedding table; at most one
     per cell) and the agent's position, with the egocentric `(2r+1) x (2r+1)` view. Entities
@@ -58,11 +69,7 @@ class GridWorld:
         self._entity = np.full(self._cells.shape, NO_ENTITY, np.int64)
         self.where = np.full((num_entities, 2), -1, np.int64)
         self.pos = (0, 0)
-        # Manhattan distance of each view cell to the centre, and a row-major tie-break.
-        ys, xs = np.mgrid[-r : r + 1, -r : r + 1]
-        self._view_rank = (np.abs(ys) + np.abs(xs)) * (2 * r + 1) ** 2 + np.arange(ys.size).reshape(
-            ys.shape
-        )
+        self._view_rank = view_rank(r)
 
     # Views into the padded arrays (properties, so a pickled copy stays one array, not two).
     @property

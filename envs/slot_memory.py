@@ -266,9 +266,9 @@ class SlotMemory:
         s[..., 2] = np.log1p(t - self.used_at) * LOG_SCALE * occ
         s[..., 3] = np.log1p(self.slot_reads) * LOG_SCALE
         s[..., 4] = np.log1p(self.slot_edits) * LOG_SCALE
-        s[..., 5] = (emb * item[:, None, :]).sum(-1)
-        s[..., 6] = (emb * recall[:, None, :]).sum(-1)
-        s[..., 7] = (emb * self.queries[:, None, :]).sum(-1)
+        # One batched matmul for the three similarities; each env's row is the same product
+        # whatever the batch, so a single env and a vector env agree bit for bit.
+        s[..., 5:8] = np.matmul(emb, np.stack((item, recall, self.queries), axis=2))
         return {"item": item_obs, "slots": slots, "recall": recall_obs,
                 "action_mask": self.mask.copy()}
 
