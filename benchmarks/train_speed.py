@@ -1,7 +1,7 @@
 """Training steps/s of memgym's PPO beside sb3-contrib's MaskablePPO, measured in one run.
 
-Both train on `memgym/Conflict-Medium-v0` with the same network (the slot-attention net of
-`policies/networks.py`, hidden 64: SB3 runs it through `trainers/sb3_backend.py`, so parameter
+Both train on `memgym/Conflict-Medium-v0` with the same network (the default of `TrainConfig`,
+or `--policy`, hidden 64: SB3 runs our network through `trainers/sb3_backend.py`, so parameter
 count and initialisation are identical), the same batch (num_envs x rollout_steps), epochs and
 minibatches, one torch thread each, no held-out evaluation or checkpoints inside the timed part.
 
@@ -13,7 +13,7 @@ iterations; the two sides alternate for `rounds` rounds so a noisy machine hits 
 report steps/s over wall time and over process CPU time (the latter barely moves when other jobs
 share the machine), per round, and the ratio ours / SB3 of the medians.
 
-Run it with `memgym bench train [--json PATH] [--steps N] [--rounds R]`.
+Run it with `memgym bench train [--json PATH] [--steps N] [--rounds R] [--policy NET]`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ SIDES = ("memgym_ppo", "sb3_maskable_ppo")
 
 
 def bench_config(**overrides):
-    """The quickstart batch on Conflict-Medium; evaluation and checkpoints kept out of the way."""
+    """The quickstart batch on Conflict-Medium with the default network (`TrainConfig.policy`);
+    evaluation and checkpoints kept out of the way."""
     from memgym.trainers.config import TrainConfig
 
-    settings = dict(env=ENV_ID, algo="ppo", policy="slot_attention", hidden=64, num_envs=32,
+    settings = dict(env=ENV_ID, algo="ppo", hidden=64, num_envs=32,
                     rollout_steps=128, epochs=4, minibatches=4, lr=1e-3, anneal_lr=False,
                     total_steps=10**9, eval_every=10**6, checkpoint_every=10**6, num_workers=0,
                     torch_threads=1, seed=0)

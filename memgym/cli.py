@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=32_768,
                    help="train: env steps timed per trainer per round")
     b.add_argument("--rounds", type=int, default=2, help="train: alternating rounds")
-    b.add_argument("--policy", help="train: network of both trainers (default: slot_attention)")
+    b.add_argument("--policy", help="train: network of both trainers (default: the config default)")
     b.set_defaults(func=_cmd_bench)
     return p
 
