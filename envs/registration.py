@@ -22,6 +22,10 @@ FAMILIES = {"streaming": STREAMING_TASKS, "embodied": EMBODIED_TASKS}
 # Task name -> native numpy vector env, for `gym.make_vec(id, num_envs=N,
 # vectorization_mode="vector_entry_point")`.
 VECTOR_ENTRY_POINTS = {
+    "Retrieval": "memgym.envs.streaming_vector:RetrievalVectorEnv",
+    "Conflict": "memgym.envs.streaming_vector:ConflictVectorEnv",
+    "MultiHop": "memgym.envs.streaming_vector:MultiHopVectorEnv",
+    "TestTimeLearning": "memgym.envs.streaming_vector:TestTimeLearningVectorEnv",
     "ObjectRecall": "memgym.envs.object_recall:ObjectRecallVectorEnv",
     "CueCorridor": "memgym.envs.cue_corridor:CueCorridorVectorEnv",
     "Rearrange": "memgym.envs.rearrange:RearrangeVectorEnv",

@@ -1,0 +1,133 @@
+"""The native vector envs of the streaming family are step for step identical to N single envs with
+the same seeds: observations, rewards, terminations, infos and episode metrics, across same-step
+autoresets, under random actions that include invalid and out-of-range ones."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import memgym.envs
+from memgym.trainers.vector import make_vector_env
+
+STREAMING_IDS = memgym.envs.registered_ids("streaming")
+# Short episodes, so that one test crosses several autoresets; blocks shorter than an episode, so
+# that refills happen mid-episode too.
+SHORT = {"length": 60}
+NUM_ENVS = 4
+
+
+def kwargs_for(env_id: str) -> dict:
+    if "-Hard-" in env_id:
+        return {"length": 120}  # up to 24 facts and 24 queries need room
+    return dict(SHORT)
+
+
+def random_actions(obs, rng) -> np.ndarray:
+    """Mostly valid actions (biased to memory ops, so banks fill, get read and get edited);
+    some masked-out and some out of range."""
+    out = []
+    for mask in obs["action_mask"]:
+        n, valid = len(mask), np.flatnonzero(mask)
+        u = rng.random()
+        if u < 0.08:
+            out.append(int(rng.choice([-1, n, int(rng.integers(n))])))
+        elif u < 0.55 and len(valid) > 1:
+            out.append(int(rng.choice(valid[1:])))
+        else:
+            out.append(int(rng.choice(valid)))
+    return np.array(out)
+
+
+def assert_obs_equal(a: dict, b: dict, where: str) -> None:
+    assert a.keys() == b.keys(), where
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, f"{where} {k}"
+        np.testing.assert_array_equal(a[k], b[k], err_msg=f"{where} {k}")
+
+
+def run_against_singles(env_id: str, steps: int, seed: int = 0, block: int = 16, **kw):
+    """Step the vector env and a same-step-autoreset `SyncVectorEnv` of single envs with the same
+    actions; assert identical outputs. Returns the episodes that ended."""
+    vec = gym.make_vec(env_id, num_envs=NUM_ENVS, vectorization_mode="vector_entry_point",
+                       block=block, **kw)
+    ref = SyncVectorEnv([lambda: gym.make(env_id, **kw) for _ in range(NUM_ENVS)],
+                        autoreset_mode=AutoresetMode.SAME_STEP)
+    vobs, _ = vec.reset(seed=seed)
+    robs, _ = ref.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    episodes = 0
+    for step in range(steps):
+        assert_obs_equal(vobs, robs, f"step {step}")
+        np.testing.assert_array_equal(vec.unwrapped.action_masks(), robs["action_mask"] == 1)
+        actions = random_actions(robs, rng)
+        vobs, vrew, vterm, vtrunc, vinfo = vec.step(actions)
+        robs, rrew, rterm, rtrunc, rinfo = ref.step(actions)
+        where = f"step {step}"
+        np.testing.assert_array_equal(vrew, rrew, err_msg=where)
+        np.testing.assert_array_equal(vterm, rterm, err_msg=where)
+        np.testing.assert_array_equal(vtrunc, rtrunc, err_msg=where)
+        running = ~rterm
+        np.testing.assert_array_equal(vinfo["_invalid_action"], running, err_msg=where)
+        np.testing.assert_array_equal(vinfo["invalid_action"][running],
+                                      rinfo["invalid_action"][running], err_msg=where)
+        if rterm.any():
+            episodes += int(rterm.sum())
+            np.testing.assert_array_equal(vinfo["_final_obs"], rterm)
+            rm, vm = rinfo["final_info"]["metrics"], vinfo["final_info"]["metrics"]
+            for i in np.flatnonzero(rterm):
+                assert_obs_equal(vinfo["final_obs"][i], rinfo["final_obs"][i], f"{where} final {i}")
+                for name in rm:
+                    if not name.startswith("_"):
+                        assert vm[name][i] == rm[name][i], (where, i, name)
+            assert vm.keys() == rm.keys()
+        else:
+            assert "final_obs" not in vinfo
+    return episodes
+
+
+@pytest.mark.parametrize("env_id", STREAMING_IDS)
+def test_vector_equals_singles_under_random_actions(env_id):
+    kw = kwargs_for(env_id)
+    episodes = run_against_singles(env_id, 8 * kw["length"], **kw)
+    assert episodes >= 2 * NUM_ENVS  # every env crossed at least two autoresets
+
+
+@pytest.mark.parametrize("env_id", ["memgym/Conflict-Medium-v0", "memgym/MultiHop-Easy-v0"])
+def test_vector_equals_singles_at_preset_length_and_block_sizes(env_id):
+    """The presets' own lengths, with blocks longer and shorter than an episode."""
+    for block in (1, 64, 1000):
+        run_against_singles(env_id, 250, seed=3, block=block)
+
+
+def test_vector_env_contract():
+    vec = gym.make_vec("memgym/Retrieval-Medium-v0", num_envs=3,
+                       vectorization_mode="vector_entry_point")
+    assert type(vec).__name__ == "RetrievalVectorEnv"
+    assert vec.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
+    obs, _ = vec.reset(seed=[5, 6, 7])
+    assert vec.observation_space.contains(obs)
+    assert vec.action_masks().shape == (3, vec.single_action_space.n)
+    with pytest.raises(ValueError, match="seeds"):
+        vec.reset(seed=[1, 2])
+    # Returned observations are copies: later steps never change them.
+    before = {k: v.copy() for k, v in obs.items()}
+    vec.step(np.zeros(3, np.int64))
+    for k in obs:
+        np.testing.assert_array_equal(obs[k], before[k])
+    # Picklable mid-episode (trainer checkpoints), and the copy continues identically.
+    clone = pickle.loads(pickle.dumps(vec))
+    actions = np.array([0, 1, 0])
+    a, b = vec.step(actions), clone.step(actions)
+    for k in a[0]:
+        np.testing.assert_array_equal(a[0][k], b[0][k])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_trainers_use_the_native_vector_env():
+    env = make_vector_env("memgym/Conflict-Easy-v0", {}, 2)
+    assert type(env).__name__ == "ConflictVectorEnv"
