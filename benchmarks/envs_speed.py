@@ -6,6 +6,13 @@ actions of `obs["action_mask"]` (one `nonzero`, a fraction of a microsecond); PO
 have no invalid actions, so it picks among all of them. Each env is timed twice: as `gym.make` returns
 it (order enforcing, env checker, ...) and unwrapped.
 
+Then the vectorised figures: each streaming task's native vector env (`gym.make_vec`, same-step
+autoreset) at 1024 and 4096 envs, beside gymnasium's `SyncVectorEnv` of POPGym and MiniGrid
+(at fewer envs: they step one env at a time, so their per-env rate hardly depends on N). All are
+reported as env steps per second (vector steps x N). Actions come from a pre-drawn table too: for
+memgym a uniform pick among each row's valid actions (batched), for the references a uniform
+action. The load average is recorded beside them, since the machine may be shared.
+
 Run it with `memgym bench envs [--json PATH] [--seconds S]`.
 """
 
@@ -38,11 +45,31 @@ class Measurement:
     mode: str  # "wrapped" (through gym.make) or "unwrapped"
     steps: int
     episodes: int
-    seconds: float
+    seconds: float  # wall clock
+    cpu_seconds: float  # this process's CPU time: less sensitive to a busy machine
 
     @property
     def steps_per_s(self) -> float:
         return self.steps / self.seconds
+
+    @property
+    def steps_per_cpu_s(self) -> float:
+        return self.steps / self.cpu_seconds
+
+
+@dataclass
+class VectorMeasurement:
+    env: str
+    suite: str
+    kind: str  # "native" (memgym's vector env) or "SyncVectorEnv"
+    num_envs: int
+    vector_steps: int
+    seconds: float
+
+    @property
+    def steps_per_s(self) -> float:
+        """Env steps per second: every vector step is `num_envs` env steps."""
+        return self.vector_steps * self.num_envs / self.seconds
 
 
 @dataclass
@@ -53,6 +80,8 @@ class BenchResult:
     machine: dict[str, Any]
     measurements: list[Measurement] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # suite -> why it was not run
+    vector: list[VectorMeasurement] = field(default_factory=list)
+    load_average: tuple[float, float, float] | None = None  # when the vectorised runs ended
 
     def rate(self, env: str, mode: str) -> float | None:
         for m in self.measurements:
@@ -80,20 +109,34 @@ class BenchResult:
             "seconds_per_measurement": self.seconds_per_measurement,
             "machine": self.machine,
             "unavailable": self.unavailable,
-            "results": [asdict(m) | {"steps_per_s": m.steps_per_s} for m in self.measurements],
+            "results": [
+                asdict(m) | {"steps_per_s": m.steps_per_s, "steps_per_cpu_s": m.steps_per_cpu_s}
+                for m in self.measurements
+            ],
             "ratios": self.ratios(),
+            "vector": [asdict(m) | {"steps_per_s": m.steps_per_s} for m in self.vector],
+            "load_average": self.load_average,
         }
 
 
 def machine_info() -> dict[str, Any]:
     return {
         "cpu_count": os.cpu_count(),
+        "load_average_1m": _load_average(),
         "processor": _cpu_model() or platform.processor(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "gymnasium": gym.__version__,
     }
+
+
+def _load_average() -> float | None:
+    """Other work on the machine slows wall-clock figures down; it is recorded beside them."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _cpu_model() -> str:
@@ -133,18 +176,20 @@ def time_env(
     seconds: float,
     seed: int = 0,
     warmup: float = 0.2,
-) -> tuple[int, int, float]:
-    """Step `env` for about `seconds` (after `warmup`); returns (steps, episodes, elapsed)."""
+) -> tuple[int, int, float, float]:
+    """Step `env` for about `seconds` (after `warmup`); returns (steps, episodes, wall seconds,
+    CPU seconds)."""
     u = np.random.default_rng(seed).random(_TABLE).tolist()  # floats, no numpy scalars per step
     wrap = _TABLE - 1
     episode_seed = seed
     obs, _ = env.reset(seed=episode_seed)
     step = env.step
 
-    def run(budget: float) -> tuple[int, int, float]:
+    def run(budget: float) -> tuple[int, int, float, float]:
         nonlocal obs, episode_seed
         steps = episodes = 0
         i = 0
+        cpu_start = time.process_time()
         start = time.perf_counter()
         deadline = start + budget
         while True:
@@ -158,7 +203,7 @@ def time_env(
             steps += _CHECK_EVERY
             now = time.perf_counter()
             if now >= deadline:
-                return steps, episodes, now - start
+                return steps, episodes, now - start, time.process_time() - cpu_start
 
     run(warmup)
     return run(seconds)
@@ -216,12 +261,81 @@ def run_bench(
         for mode in MODES:
             env = gym.make(eid)
             target = env if mode == "wrapped" else env.unwrapped
-            steps, episodes, elapsed = time_env(target, picker(target), seconds)
+            steps, episodes, elapsed, cpu = time_env(target, picker(target), seconds)
             env.close()
-            m = Measurement(eid, suite, mode, steps, episodes, elapsed)
+            m = Measurement(eid, suite, mode, steps, episodes, elapsed, cpu)
             result.measurements.append(m)
             log(f"  {eid:<34} {mode:<9} {m.steps_per_s:>12,.0f} steps/s")
+    log("vectorised:")
+    run_vector_bench(result, seconds, references, log)
     return result
+
+
+# ---- vectorised ------------------------------------------------------------------------------
+
+VECTOR_SIZES = (1024, 4096)
+SYNC_ENVS = 16
+
+
+def time_vector_env(env, masked: bool, seconds: float, seed: int = 0) -> tuple[int, float]:
+    """Step a vector env for about `seconds` (after one warm-up step); (vector steps, elapsed)."""
+    N = env.num_envs
+    u = np.random.default_rng(seed).random((64, N))
+    n = int(env.single_action_space.n)
+    uniform = (u * n).astype(np.int64)
+    obs, _ = env.reset(seed=seed)
+
+    def pick(obs, i):
+        if not masked:
+            return uniform[i]
+        counts = obs["action_mask"].cumsum(1)  # the k-th valid action, k uniform per row
+        k = (u[i] * counts[:, -1]).astype(np.int64)
+        return (counts <= k[:, None]).sum(1)
+
+    obs = env.step(pick(obs, 0))[0]
+    steps = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(8):
+            obs = env.step(pick(obs, steps & 63))[0]
+            steps += 1
+        now = time.perf_counter()
+        if now >= deadline:
+            return steps, now - start
+
+
+def run_vector_bench(result: BenchResult, seconds: float, references, log) -> None:
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    for eid in memgym_ids():
+        for N in VECTOR_SIZES:
+            env = gym.make_vec(eid, num_envs=N, vectorization_mode="vector_entry_point")
+            steps, elapsed = time_vector_env(env, True, seconds)
+            env.close()
+            m = VectorMeasurement(eid, "memgym", "native", N, steps, elapsed)
+            result.vector.append(m)
+            log(f"  {eid:<34} native N={N:<5} {m.steps_per_s:>12,.0f} steps/s")
+    for suite, eid in references:
+        env = SyncVectorEnv([lambda eid=eid: gym.make(eid) for _ in range(SYNC_ENVS)],
+                            autoreset_mode=AutoresetMode.SAME_STEP)
+        steps, elapsed = time_vector_env(env, False, seconds)
+        env.close()
+        m = VectorMeasurement(eid, suite, "SyncVectorEnv", SYNC_ENVS, steps, elapsed)
+        result.vector.append(m)
+        log(f"  {eid:<34} Sync N={SYNC_ENVS:<7} {m.steps_per_s:>12,.0f} steps/s")
+    result.load_average = os.getloadavg()
+
+
+def vector_table(result: BenchResult) -> str:
+    refs = {m.suite: m.steps_per_s for m in result.vector if m.suite != "memgym"}
+    header = ["env", "vector env", "envs", "env steps/s"] + [f"÷ {s} Sync" for s in refs]
+    rows = [header, ["---", "---", "---:", "---:"] + ["---:"] * len(refs)]
+    for m in result.vector:
+        row = [f"`{m.env}`", m.kind, f"{m.num_envs:,}", f"{m.steps_per_s:,.0f}"]
+        row += [f"{m.steps_per_s / r:.1f}×" if m.suite == "memgym" else "" for r in refs.values()]
+        rows.append(row)
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -262,6 +376,9 @@ def summary(result: BenchResult) -> str:
     ]
     for suite, why in result.unavailable.items():
         lines.append(f"\n{suite}: not measured ({why}); install with pip install -e '.[bench]'")
+    if result.vector:
+        load = ", ".join(f"{x:.2f}" for x in result.load_average or ())
+        lines += ["", f"vectorised (load average {load}):", "", vector_table(result)]
     return "\n".join(lines)
 
 

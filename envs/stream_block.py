@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .stream import FactStream, ItemKind
+from .stream import NEVER, FactStream, ItemKind
 
 _QUERY = int(ItemKind.QUERY)
 
@@ -41,7 +41,14 @@ class StreamBlocks:
         n = min(self.block, length - t)
         kind, emb, fact, version = self.kind[i], self.emb[i], self.fact[i], self.version[i]
         version_now = stream.version
-        for j in range(n):
+        j = 0
+        while j < n:
+            run = min(n, _next_event(stream) - t) - j  # distractors up to the next fact or query
+            if run > 0:
+                kind[j : j + run], fact[j : j + run], version[j : j + run] = 0, -1, -1
+                _draw_units(stream.distractors, emb[j : j + run])
+                j += run
+                continue
             k, e, f, v = stream.item(t + j)
             kind[j], emb[j], fact[j], version[j] = k, e, f, v
             if k == _QUERY:
@@ -49,5 +56,27 @@ class StreamBlocks:
                 self.answer[i, j] = a
                 self.answer_version[i, j] = version_now[a]
                 self.asked_version[i, j] = version_now[f]
+            j += 1
         self.start[i] = t
         self.filled[i] = n
+
+
+def _next_event(stream: FactStream) -> int:
+    """Position of the stream's next fact mention or query (every other item is a distractor)."""
+    q = stream._next_query
+    query = stream._query_times[q] if q < len(stream._query_times) else NEVER
+    return min(query, stream._next_fact_time)
+
+
+def _draw_units(source, out: np.ndarray) -> None:
+    """`out[k] = source.draw()` for each row, a block at a time: the same rows, and the same
+    refills at the same moments, as drawing them one by one."""
+    done = 0
+    while done < len(out):
+        if source._next == len(source._buffer):
+            source._buffer = source._fill()
+            source._next = 0
+        k = min(len(out) - done, len(source._buffer) - source._next)
+        out[done : done + k] = source._buffer[source._next : source._next + k]
+        source._next += k
+        done += k
