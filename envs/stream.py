@@ -67,21 +67,24 @@ class FactStream:
         seed = int(rng.integers(2**63))
         self.distractors = UnitSource(np.random.default_rng(seed), D)
         fact_rng = np.random.default_rng([seed, 1])
+        self._noise = NoiseSource(fact_rng, D, float(cfg.noise / np.sqrt(D)))
+        self._fresh_values = UnitSource(fact_rng, D)
         self.fact_dir = fixed_direction("fact", D)
         self.query_dir = fixed_direction("query", D)
 
-        shared = random_units(rng, 1, D)[0]
-        own = random_units(rng, F, D)
+        # The shared key direction, own keys, values and topics in one draw (the same numbers as
+        # one draw each, in this order).
+        T = max(task.num_topics, 1)
+        units = random_units(rng, 1 + 2 * F + T, D)
+        shared, own = units[0], units[1 : 1 + F]
         ks = cfg.key_similarity
         self.keys = unit(ks * shared + np.sqrt(1.0 - ks * ks) * own)
-        self.values = random_units(rng, F, D)
+        self.values = units[1 + F : 1 + 2 * F]
         linked = task.link_of >= 0
         self.values[linked] = self.keys[task.link_of[linked]]
-        self.topics = random_units(rng, max(task.num_topics, 1), D)
+        self.topics = units[1 + 2 * F :]
         # Each embedding is a fixed part plus fresh noise; the fixed parts are kept per fact and
         # only the fact's part is redone when an update changes its value.
-        self._noise = NoiseSource(fact_rng, D, float(cfg.noise / np.sqrt(D)))
-        self._fresh_values = UnitSource(fact_rng, D)
         self._key_part = W_KEY * self.keys
         self._fact_part = W_FACT * self.fact_dir
         self._topic_part = W_TOPIC * self.topics
@@ -132,7 +135,12 @@ class FactStream:
         else:
             taken = set(intro_time.tolist())
             start = min(ready[f] for f in candidates.tolist()) + 1
-            positions = np.linspace(start, L - 1, Q).round().astype(np.int64).tolist()
+            # `np.linspace(start, L - 1, Q).round()`, computed the way numpy does, in Python.
+            if Q > 1:
+                step = (L - 1 - start) / (Q - 1)
+                positions = [round(i * step + start) for i in range(Q - 1)] + [L - 1]
+            else:
+                positions = [start]
             for i in range(Q):  # keep positions distinct, ordered and clear of the intros
                 p = max(positions[i], positions[i - 1] + 1 if i else 0)
                 while p in taken:
@@ -144,7 +152,9 @@ class FactStream:
         order = rng.permutation(candidates).tolist()
         asked = []
         for i, p in enumerate(positions):
-            j = next((j for j, f in enumerate(order) if ready[f] < p), None)
+            j = 0 if ready[order[0]] < p else next(
+                (j for j, f in enumerate(order) if ready[f] < p), None
+            )
             if j is None:  # the rest of this cycle is introduced later: ask one a second time
                 order += rng.permutation(candidates).tolist()
                 j = next((j for j, f in enumerate(order) if ready[f] < p), None)

@@ -163,6 +163,7 @@ class StreamingMemoryEnv(gym.Env):
         self._recall_valid = False
         self._recall_content = None
         self._is_query = False
+        self._occupancy = 0.0
         self._ob_item.fill(0.0)
         self._ob_slots.fill(0.0)
         self._ob_recall.fill(0.0)
@@ -192,9 +193,7 @@ class StreamingMemoryEnv(gym.Env):
                 m.on_evict(bank.content[slot], self.stream.version)
                 bank.evict(slot)
                 self._ob_slots[slot] = 0.0
-                self._ob_item[self._dim + _OCCUPANCY] = bank.size / bank.capacity
-                self._mask_src[2 + slot] = 0
-                self._mask_src[2 + self._capacity + slot] = 1
+                self._set_occupied(slot, False)
             else:
                 self._retrieve(slot)
                 m.retrieves += 1
@@ -208,9 +207,7 @@ class StreamingMemoryEnv(gym.Env):
             content = (self._fact, self._version, self.t)
             if op is Op.STORE:
                 bank.store(slot, self._item, content, self.t)
-                self._ob_item[self._dim + _OCCUPANCY] = bank.size / bank.capacity
-                self._mask_src[2 + slot] = 1
-                self._mask_src[2 + self._capacity + slot] = 0
+                self._set_occupied(slot, True)
             else:
                 m.on_overwrite(bank.content[slot], self.stream.version)
                 bank.edit(slot, self._item, content, self.t)
@@ -223,7 +220,7 @@ class StreamingMemoryEnv(gym.Env):
                 self._answer_fact,
                 int(self.stream.version[self._answer_fact]),
             )
-        m.utilisation_sum += bank.size / bank.capacity
+        m.utilisation_sum += self._occupancy
         self.t += 1
         if self.t >= cfg.length:
             # The last observation keeps the last item (stream progress 1) and the last mask,
@@ -306,6 +303,12 @@ class StreamingMemoryEnv(gym.Env):
         item[D + _RECALL_VALID] = 1.0
         item[D + _SIM_RECALL] = self._item.dot(recall)
         np.dot(bank.embedding, recall, out=self._ob_sim_recall)
+
+    def _set_occupied(self, slot: int, occupied: bool) -> None:
+        self._occupancy = self.bank.size / self._capacity
+        self._ob_item[self._dim + _OCCUPANCY] = self._occupancy
+        self._mask_src[2 + slot] = occupied
+        self._mask_src[2 + self._capacity + slot] = not occupied
 
     def _count_inner_op(self) -> None:
         self._inner_ops += 1
