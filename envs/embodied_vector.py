@@ -7,8 +7,10 @@ operations over all envs: no Python loop over envs in `step`. Episodes are gener
 single env's own code: a reset (at `reset()` or an autoreset) runs that env's generator and copies
 the new episode into its row, a loop over the envs being reset only.
 
-Autoreset is `NEXT_STEP` (Gymnasium's default): the step after an episode ends resets that env,
-ignores its action, and returns the first observation of the next episode with reward 0.
+Autoreset is `SAME_STEP`, as in the streaming family's vector envs: when an episode ends, the
+step returns the first observation of the next one; the last observation of the ended one is in
+`info["final_obs"]` and its step info (with `metrics`) in `info["final_info"]`, as
+`SyncVectorEnv(..., autoreset_mode=SAME_STEP)` gives.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
     (`_advance`, `_phase`, `_outcome`, and when the default does not fit `_item`, `_version`)."""
 
     env_class: ClassVar[type[EmbodiedMemoryEnv]]
-    metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, num_envs: int, level: str | Level = Level.MEDIUM, **kw):
         self.num_envs = num_envs
@@ -49,7 +51,6 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         self.memory = SlotMemory(num_envs, cfg.capacity, cfg.dim, _NUM_MOVES, cfg.max_inner_ops,
                                  g.max_entities())
         self.rows = np.arange(num_envs)
-        self._autoreset = np.zeros(num_envs, bool)
         self._allocated = False
 
     # ---- task hooks ----------------------------------------------------------------------------
@@ -73,7 +74,8 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
     def _version(self, rows, entity, pos) -> np.ndarray:
         return np.zeros(len(rows), np.int64)
 
-    def _extra_obs(self) -> dict[str, np.ndarray]:
+    def _extra_obs(self, r) -> dict[str, np.ndarray]:
+        """Task keys beyond the family's, for rows `r` (a slice or an index array)."""
         return {}
 
     # ---- reset ---------------------------------------------------------------------------------
@@ -131,7 +133,6 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         for i, s in enumerate(seeds):
             self.envs[i].new_episode(seed=s)
             self._import(i)
-        self._autoreset[:] = False
         self._refresh_windows()
         return self._observation(), {}
 
@@ -142,20 +143,12 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         a = np.asarray(actions, np.int64).reshape(N).copy()
         reward = np.zeros(N, np.float64)
         terminated = np.zeros(N, bool)
-        for i in np.flatnonzero(self._autoreset):  # only the envs whose episode just ended
-            self.envs[i].new_episode()
-            self._import(i)
-        if self._autoreset.any():
-            self._refresh_windows()
-        active = ~self._autoreset
-        n = self.codec.n
-        in_range = (a >= 0) & (a < n)
-        valid = active & in_range & (mem.mask[self.rows, np.where(in_range, a, 0)] == 1)
-        invalid = np.flatnonzero(active & ~valid)
+        in_range = (a >= 0) & (a < self.codec.n)
+        valid = in_range & (mem.mask[self.rows, np.where(in_range, a, 0)] == 1)
+        invalid = np.flatnonzero(~valid)
         absorbed = np.zeros(N, bool)
         absorbed[invalid] = mem.absorb_invalid(invalid)
-        fallback = active & ~valid & ~absorbed
-        a[fallback] = _STAY  # the budget is spent: the world moves on
+        a[~valid & ~absorbed] = _STAY  # the budget is spent: the world moves on
 
         ops = np.flatnonzero(valid & (a >= _NUM_MOVES))
         if len(ops):
@@ -163,8 +156,9 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
             wrote = mem.apply(ops, op + 1, slot)
             reward[ops] -= self.config.write_cost * wrote
 
-        world = np.flatnonzero(active & ~absorbed & (a < _NUM_MOVES))
-        info: dict[str, Any] = {"invalid_action": absorbed, "_invalid_action": active.copy()}
+        world = np.flatnonzero(~absorbed & (a < _NUM_MOVES))
+        info: dict[str, Any] = {}
+        done = world[:0]
         if len(world):
             mem.end_world_step(world)
             moves = a[world]
@@ -179,19 +173,39 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
             ended = term | timed_out
             terminated[world] = ended
             done = world[ended]
-            if len(done):
-                outcome = self._outcome(done, timed_out[ended])  # first: it sets answer counts
-                metrics = {**mem.summary_batch(done), **outcome}
-                mask = np.zeros(N, bool)
-                mask[done] = True
-                info["metrics"] = {}
-                for k, v in metrics.items():
-                    full = np.zeros(N, v.dtype)
-                    full[done] = v
-                    info["metrics"][k], info["metrics"][f"_{k}"] = full, mask
-                info["_metrics"] = mask
-        self._autoreset = terminated.copy()
-        return self._observation(), reward, terminated, np.zeros(N, bool), info
+        obs = self._observation()
+        if len(done):
+            outcome = self._outcome(done, timed_out[ended])  # first: it sets answer counts
+            info.update(self._final_info(obs, done, {**mem.summary_batch(done), **outcome}))
+            for i in done:  # a new episode from each env's own generator (see the module doc)
+                self.envs[i].new_episode()
+                self._import(i)
+            self._refresh_windows()
+            fresh = self._observation(done)
+            for k, v in fresh.items():
+                obs[k][done] = v
+        running = ~terminated
+        info["invalid_action"], info["_invalid_action"] = absorbed & running, running
+        return obs, reward, terminated, np.zeros(N, bool), info
+
+    def _final_info(self, obs, rows, metrics) -> dict[str, Any]:
+        """`final_obs` and `final_info` of the ended `rows`, as `SyncVectorEnv(...,
+        autoreset_mode=SAME_STEP)` lays them out."""
+        N = self.num_envs
+        ended = np.zeros(N, bool)
+        ended[rows] = True
+        final_obs = np.full(N, None, dtype=object)
+        for i in rows.tolist():
+            final_obs[i] = {k: v[i].copy() for k, v in obs.items()}  # obs[rows] is reset next
+        per_env: dict[str, Any] = {}
+        for k, v in metrics.items():
+            full = np.zeros(N, v.dtype)
+            full[rows] = v
+            per_env[k], per_env[f"_{k}"] = full, ended.copy()
+        final_info = {"invalid_action": np.zeros(N, bool), "_invalid_action": ended.copy(),
+                      "metrics": per_env, "_metrics": ended.copy()}
+        return {"final_obs": final_obs, "_final_obs": ended.copy(),
+                "final_info": final_info, "_final_info": ended}
 
     # ---- the world, over arrays ----------------------------------------------------------------
 
@@ -263,24 +277,27 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
 
     # ---- observation ---------------------------------------------------------------------------
 
-    def _observation(self) -> dict[str, np.ndarray]:
-        mem, rows = self.memory, self.rows
-        obs = mem.observation(self.t / self.horizon)
-        V = 2 * self.radius + 1
-        cells = np.take(self.cells.reshape(-1), self._corners()[:, None] + self._offsets)
-        view = cells + _NUM_CELLS * (self._windows != NO_ENTITY)
-        obs["view"] = view.reshape(self.num_envs, V, V).astype(np.int8)
-        obs["pose"] = (self.pos / self._scale).astype(np.float32)
-        item_pos = np.empty((self.num_envs, 3), np.float32)
-        item_pos[:, :2] = mem.where
-        item_pos[:, 2] = self.item_pos[:, 0] >= 0
+    def _observation(self, rows=None) -> dict[str, np.ndarray]:
+        """Every env's observation, or only `rows`' (new arrays)."""
+        mem = self.memory
+        rows = self.rows if rows is None else rows
+        r = slice(None) if len(rows) == self.num_envs else rows
+        obs = mem.observation(self.t[r] / self.horizon, None if len(rows) == self.num_envs else rows)
+        V, M = 2 * self.radius + 1, len(rows)
+        cells = np.take(self.cells.reshape(-1), self._corners()[r, None] + self._offsets)
+        view = cells + _NUM_CELLS * (self._windows[r] != NO_ENTITY)
+        obs["view"] = view.reshape(M, V, V).astype(np.int8)
+        obs["pose"] = (self.pos[r] / self._scale).astype(np.float32)
+        item_pos = np.empty((M, 3), np.float32)
+        item_pos[:, :2] = mem.where[r]
+        item_pos[:, 2] = self.item_pos[r, 0] >= 0
         obs["item_pos"] = item_pos
-        obs["slot_pos"] = mem.slot_where.copy()
-        obs["recall_pos"] = mem.recall_where.copy()
-        phase = np.zeros((self.num_envs, NUM_PHASES), np.float32)
-        phase[rows, self._phase(rows)] = 1.0
+        obs["slot_pos"] = mem.slot_where[r].copy()
+        obs["recall_pos"] = mem.recall_where[r].copy()
+        phase = np.zeros((M, NUM_PHASES), np.float32)
+        phase[np.arange(M), self._phase(rows)] = 1.0
         obs["phase"] = phase
-        obs.update(self._extra_obs())
+        obs.update(self._extra_obs(r))
         return obs
 
     def action_masks(self) -> np.ndarray:

@@ -216,8 +216,8 @@ class RearrangeVectorEnv(EmbodiedVectorEnv):
         self.origin[i], self.dest_cells[i], self.moved[i] = env.origin, env.dest_cells, env.moved
         self.carrying[i], self.solved[i] = env.carrying, env.solved
 
-    def _extra_obs(self):
-        return {"carrying": (self.carrying >= 0).astype(np.float32)[:, None]}
+    def _extra_obs(self, r):
+        return {"carrying": (self.carrying[r] >= 0).astype(np.float32)[:, None]}
 
     def _phase(self, rows) -> np.ndarray:
         return (self.t[rows] >= self.config.observe_steps).astype(np.int64)

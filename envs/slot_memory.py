@@ -238,39 +238,42 @@ class SlotMemory:
 
     # ---- observation and metrics ---------------------------------------------------------------
 
-    def observation(self, progress: np.ndarray) -> dict[str, np.ndarray]:
-        """The contract's keys for every env (new arrays; `progress` per env in [0, 1])."""
-        N, K, D = self.num_envs, self.capacity, self.dim
-        item, recall = self.item, self.recall
-        item_obs = np.empty((N, D + NUM_ITEM_FEATURES), np.float32)
+    def observation(self, progress: np.ndarray, rows=None) -> dict[str, np.ndarray]:
+        """The contract's keys (new arrays) for `rows` (default: every env); `progress` per row."""
+        r = slice(None) if rows is None else rows
+        K, D = self.capacity, self.dim
+        item, recall, queries = self.item[r], self.recall[r], self.queries[r]
+        recall_valid, occ = self.recall_valid[r], self.occupied[r]
+        M = len(item)
+        item_obs = np.empty((M, D + NUM_ITEM_FEATURES), np.float32)
         item_obs[:, :D] = item
         f = item_obs[:, D:]
-        f[:, 0] = self.is_query
+        f[:, 0] = self.is_query[r]
         f[:, 1] = progress
-        f[:, 2] = self.recall_valid
+        f[:, 2] = recall_valid
         f[:, 3] = (item * recall).sum(-1)
-        f[:, 4] = (item * self.queries).sum(-1)
-        f[:, 5] = np.log1p(self.num_queries_seen) * LOG_SCALE
-        f[:, 6] = 1.0 - self.inner_ops / self.max_inner_ops
-        f[:, 7] = self.occupied.sum(-1) / K
-        recall_obs = np.empty((N, D + 1), np.float32)
+        f[:, 4] = (item * queries).sum(-1)
+        f[:, 5] = np.log1p(self.num_queries_seen[r]) * LOG_SCALE
+        f[:, 6] = 1.0 - self.inner_ops[r] / self.max_inner_ops
+        f[:, 7] = occ.sum(-1) / K
+        recall_obs = np.empty((M, D + 1), np.float32)
         recall_obs[:, :D] = recall
-        recall_obs[:, D] = self.recall_valid
-        slots = np.empty((N, K, D + NUM_SLOT_FEATURES), np.float32)
-        emb, occ = self.emb, self.occupied
+        recall_obs[:, D] = recall_valid
+        slots = np.empty((M, K, D + NUM_SLOT_FEATURES), np.float32)
+        emb = self.emb[r]
         slots[..., :D] = emb
         s = slots[..., D:]
-        t = self.t[:, None]
+        t = self.t[r, None]
         s[..., 0] = occ
-        s[..., 1] = np.log1p(t - self.written_at) * LOG_SCALE * occ
-        s[..., 2] = np.log1p(t - self.used_at) * LOG_SCALE * occ
-        s[..., 3] = np.log1p(self.slot_reads) * LOG_SCALE
-        s[..., 4] = np.log1p(self.slot_edits) * LOG_SCALE
+        s[..., 1] = np.log1p(t - self.written_at[r]) * LOG_SCALE * occ
+        s[..., 2] = np.log1p(t - self.used_at[r]) * LOG_SCALE * occ
+        s[..., 3] = np.log1p(self.slot_reads[r]) * LOG_SCALE
+        s[..., 4] = np.log1p(self.slot_edits[r]) * LOG_SCALE
         # One batched matmul for the three similarities; each env's row is the same product
         # whatever the batch, so a single env and a vector env agree bit for bit.
-        s[..., 5:8] = np.matmul(emb, np.stack((item, recall, self.queries), axis=2))
+        s[..., 5:8] = np.matmul(emb, np.stack((item, recall, queries), axis=2))
         return {"item": item_obs, "slots": slots, "recall": recall_obs,
-                "action_mask": self.mask.copy()}
+                "action_mask": self.mask[r].copy()}
 
     def summary_batch(self, rows) -> dict[str, np.ndarray]:
         """The streaming family's episode metrics (see `EpisodeMetrics.summary`), one per row."""

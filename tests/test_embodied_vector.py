@@ -1,5 +1,6 @@
 """The native vector envs of the embodied family are step for step identical to N single envs with
-the same seeds, across autoresets, under random (also invalid) actions and under the oracle."""
+the same seeds, across (same-step) autoresets, under random (also invalid) actions and under the
+oracle; and the trainers pick them up."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ def run_against_singles(env_id, num_envs, steps, choose, seed=0, **kw):
     vobs, _ = vec.reset(seed=seed)
     sobs = [env.reset(seed=seed + i)[0] for i, env in enumerate(singles)]
     rng = np.random.default_rng(seed)
-    pending = np.zeros(num_envs, bool)
     episodes = successes = 0
     for step in range(steps):
         assert vec.observation_space.contains(vobs)
@@ -38,23 +38,24 @@ def run_against_singles(env_id, num_envs, steps, choose, seed=0, **kw):
         vobs, vrew, vterm, vtrunc, vinfo = vec.step(actions)
         assert not vtrunc.any()
         for i, env in enumerate(singles):
-            if pending[i]:  # NEXT_STEP autoreset: this step starts the next episode
-                sobs[i], _ = env.reset()
-                pending[i] = False
-                assert vrew[i] == 0.0 and not vterm[i]
-                continue
-            sobs[i], reward, terminated, _, info = env.step(int(actions[i]))
+            obs, reward, terminated, _, info = env.step(int(actions[i]))
             assert (reward, terminated) == (vrew[i], vterm[i]), f"step {step} env {i}"
-            assert info["invalid_action"] == vinfo["invalid_action"][i]
-            if terminated:
-                pending[i] = True
-                episodes += 1
-                successes += info["metrics"]["success"]
-                assert vinfo["_metrics"][i]
-                for name, value in info["metrics"].items():
-                    assert value == vinfo["metrics"][name][i], (name, step, i)
-            else:
-                assert "metrics" not in vinfo or not vinfo["_metrics"][i]
+            if not terminated:
+                sobs[i] = obs
+                assert info["invalid_action"] == vinfo["invalid_action"][i]
+                assert "final_obs" not in vinfo or not vinfo["_final_obs"][i]
+                continue
+            # SAME_STEP autoreset: the ended episode's last observation and metrics are in the
+            # info, the returned observation starts the next episode.
+            for k in obs:
+                np.testing.assert_array_equal(vinfo["final_obs"][i][k], obs[k])
+            final = vinfo["final_info"]
+            assert vinfo["_final_info"][i] and final["_metrics"][i]
+            for name, value in info["metrics"].items():
+                assert value == final["metrics"][name][i], (name, step, i)
+            episodes += 1
+            successes += info["metrics"]["success"]
+            sobs[i], _ = env.reset()
     return episodes, successes
 
 
@@ -97,10 +98,17 @@ def test_vector_equals_singles_under_the_oracle(env_id):
 def test_vector_env_declares_its_autoreset_mode_and_spaces():
     vec = gym.make_vec("memgym/Rearrange-Medium-v0", num_envs=4)
     assert type(vec).__name__ == "RearrangeVectorEnv"
-    assert vec.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP
+    assert vec.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
     obs, _ = vec.reset(seed=0)
     assert vec.observation_space.contains(obs)
     assert obs["action_mask"].shape == (4, vec.single_action_space.n)
     assert vec.action_space.shape == (4,)
     with pytest.raises(ValueError, match="seeds"):
         vec.reset(seed=[1, 2])
+
+
+def test_trainers_use_the_native_vector_env():
+    from memgym.trainers.vector import make_vector_env
+
+    vec = make_vector_env("memgym/CueCorridor-Easy-v0", {}, 4)
+    assert type(vec).__name__ == "CueCorridorVectorEnv"
