@@ -48,7 +48,7 @@ class MultiHopEnv(StreamingMemoryEnv):
 
     def task_structure(self, rng: np.random.Generator) -> TaskStructure:
         chains = self.config.num_facts // 2
-        bridges, targets = np.arange(chains), np.arange(chains, 2 * chains)
+        targets = np.arange(chains, 2 * chains)
         answer_of = np.concatenate([targets, targets])
         link_of = np.concatenate([targets, np.full(chains, -1)])
         return TaskStructure(

@@ -18,7 +18,6 @@ next episode; the last observation of the ended one is in `info["final_obs"]` an
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import gymnasium as gym

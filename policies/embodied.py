@@ -19,7 +19,7 @@ from enum import Enum
 
 import numpy as np
 
-from memgym.envs.grid import DELTAS, NO_ENTITY, Cell, Move, distance_field, step_towards
+from memgym.envs.grid import NO_ENTITY, Cell, Move, distance_field, step_towards
 from memgym.envs.ops import ActionCodec, Op
 
 from .base import ObsView

@@ -172,7 +172,7 @@ class RolloutWorker:
 
     def collect_grpo(self) -> Rollout:
         """One episode per env; each group of `group_size` envs plays the same stream seed."""
-        cfg, N, G = self.cfg, self.cfg.num_envs, self.cfg.group_size
+        N, G = self.cfg.num_envs, self.cfg.group_size
         seeds = np.repeat(self.rng.integers(2**31, size=N // G), G)
         self.obs, _ = self.env.reset(seed=[int(s) for s in seeds])
         self.state = self.net.initial_state(N)

@@ -4,9 +4,7 @@ is spent or a signal asks to stop. Writes `runs/<name>/` (see `RunPaths`)."""
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +17,14 @@ from memgym.policies.networks import build_network
 from memgym.policies.torch_policy import NeuralPolicy
 
 from . import checkpoint
-from .config import Algo, TrainConfig
+from .config import TrainConfig
 from .learner import update
+from .run_io import (EVAL_SEED, evaluate_held_out, install_signal_handlers,  # noqa: F401
+                     restore_signal_handlers, snapshot_policy, write_record)
 from .vector import make_vector_env
 from .workers import make_workers
 
 log = logging.getLogger("memgym.train")
-EVAL_SEED = 1_000_000  # held-out: training envs draw seeds below 2**31 from their own generator
 STALL_ITERATIONS = 20  # warn if the return has not moved from zero for this many iterations
 
 
@@ -134,7 +133,7 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(self.paths.tensorboard), purge_step=self.global_step or None)
-        handlers = _install_signal_handlers(self.request_stop)
+        handlers = install_signal_handlers(self.request_stop)
         bar = tqdm(total=cfg.total_steps, initial=self.global_step, disable=not progress,
                    desc=f"{cfg.algo.value} {Path(cfg.env).name}", unit="step", dynamic_ncols=True)
         stalled = 0
@@ -183,7 +182,7 @@ class Trainer:
         finally:
             bar.close()
             writer.close()
-            _restore_signal_handlers(handlers)
+            restore_signal_handlers(handlers)
         self.save_checkpoint()
         return {"iteration": self.iteration, "global_step": self.global_step,
                 "stopped_early": self._stop_requested}
@@ -205,36 +204,13 @@ class Trainer:
         return record
 
     def _log(self, writer, record: dict) -> None:
-        for k, v in record.items():
-            if k not in ("iteration", "step", "time") and isinstance(v, (int, float)):
-                writer.add_scalar(k, v, self.global_step)
-        with self.paths.metrics.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        write_record(writer, self.paths.metrics, record, self.global_step)
 
     def policy(self) -> NeuralPolicy:
-        return NeuralPolicy(copy.deepcopy(self.net), name=self.paths.root.name)
+        return snapshot_policy(self.net, self.paths.root.name)
 
     def evaluate(self, episodes: int, prefix: str = ""):
-        from memgym.policies.evaluation import evaluate
-
-        result = evaluate(self.policy(), self.cfg.env, episodes, EVAL_SEED, self.cfg.env_kwargs,
-                          progress=False)
-        return {f"{prefix}{k}": v["mean"] for k, v in result.summary().items()}
+        return evaluate_held_out(self.policy(), self.cfg, episodes, prefix)
 
     def close(self) -> None:
         self.workers.close()
-
-
-def _install_signal_handlers(callback):
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, callback)
-        except ValueError:  # not the main thread (e.g. inside a Ray task): leave signals alone
-            pass
-    return previous
-
-
-def _restore_signal_handlers(previous) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)

@@ -14,10 +14,8 @@ checkpoints, the time limit and SIGINT/SIGTERM are handled between iterations ex
 
 from __future__ import annotations
 
-import copy
 import functools
 import io
-import json
 import pickle
 import random
 import time
@@ -42,7 +40,9 @@ from memgym.policies.torch_policy import NeuralPolicy
 
 from . import checkpoint
 from .config import TrainConfig
-from .run import EVAL_SEED, STALL_ITERATIONS, RunPaths, _install_signal_handlers, _restore_signal_handlers
+from .run import STALL_ITERATIONS, RunPaths
+from .run_io import (evaluate_held_out, install_signal_handlers, restore_signal_handlers,
+                     snapshot_policy, write_record)
 
 # SB3 logger key -> our metric name (and sign): the same names as trainers/run.py writes.
 SB3_STATS = {
@@ -239,7 +239,7 @@ class SB3Run:
         cfg = self.cfg
         batch = cfg.num_envs * cfg.rollout_steps
         writer = SummaryWriter(str(self.paths.tensorboard), purge_step=self.global_step or None)
-        handlers = _install_signal_handlers(self.request_stop)
+        handlers = install_signal_handlers(self.request_stop)
         bar = tqdm(total=cfg.total_steps, initial=self.global_step, disable=not progress,
                    desc=f"maskable_ppo {Path(cfg.env).name}", unit="step", dynamic_ncols=True)
         stalled = done_iterations = 0
@@ -281,7 +281,7 @@ class SB3Run:
         finally:
             bar.close()
             writer.close()
-            _restore_signal_handlers(handlers)
+            restore_signal_handlers(handlers)
         self.save_checkpoint()
         self.stopped_early = self._stop_requested
         return {"iteration": self.iteration, "global_step": self.global_step,
@@ -304,23 +304,15 @@ class SB3Run:
         return record
 
     def _log(self, writer, record: dict) -> None:
-        for k, v in record.items():
-            if k not in ("iteration", "step", "time") and isinstance(v, (int, float)):
-                writer.add_scalar(k, v, self.global_step)
-        with self.paths.metrics.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        write_record(writer, self.paths.metrics, record, self.global_step)
 
     def policy(self) -> NeuralPolicy:
         """The trained policy behind the batched protocol (greedy, as `model.predict(...,
         deterministic=True)` with the action masks)."""
-        return NeuralPolicy(copy.deepcopy(network_of(self.model)), name=self.paths.root.name)
+        return snapshot_policy(network_of(self.model), self.paths.root.name)
 
     def evaluate(self, episodes: int, prefix: str = "") -> dict:
-        from memgym.policies.evaluation import evaluate
-
-        result = evaluate(self.policy(), self.cfg.env, episodes, EVAL_SEED, self.cfg.env_kwargs,
-                          progress=False)
-        return {f"{prefix}{k}": v["mean"] for k, v in result.summary().items()}
+        return evaluate_held_out(self.policy(), self.cfg, episodes, prefix)
 
     def close(self) -> None:
         self.env.close()

@@ -1,0 +1,49 @@
+"""What every trainer (ours and the SB3 backend) does the same way around its loop: write a
+metrics record to TensorBoard and `metrics.jsonl`, evaluate a network on the held-out seeds, and
+turn SIGINT/SIGTERM into a polite stop request."""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+from pathlib import Path
+
+from memgym.policies.evaluation import evaluate
+from memgym.policies.torch_policy import NeuralPolicy
+
+EVAL_SEED = 1_000_000  # held-out: training envs draw seeds below 2**31 from their own generator
+NOT_SCALARS = ("iteration", "step", "time")
+
+
+def write_record(writer, metrics_path: Path, record: dict, step: int) -> None:
+    for k, v in record.items():
+        if k not in NOT_SCALARS and isinstance(v, (int, float)):
+            writer.add_scalar(k, v, step)
+    with metrics_path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def snapshot_policy(net, name: str) -> NeuralPolicy:
+    """A greedy policy over a copy of `net`, so training can go on while it is evaluated."""
+    return NeuralPolicy(copy.deepcopy(net), name=name)
+
+
+def evaluate_held_out(policy, cfg, episodes: int, prefix: str = "") -> dict:
+    result = evaluate(policy, cfg.env, episodes, EVAL_SEED, cfg.env_kwargs, progress=False)
+    return {f"{prefix}{k}": v["mean"] for k, v in result.summary().items()}
+
+
+def install_signal_handlers(callback) -> dict:
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, callback)
+        except ValueError:  # not the main thread (e.g. inside a Ray task): leave signals alone
+            pass
+    return previous
+
+
+def restore_signal_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
