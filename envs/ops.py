@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import numpy as np
+
 
 class Op(IntEnum):
     """A memory operation. ``SKIP`` takes no slot; every other op names one slot."""
@@ -57,3 +59,46 @@ class ActionCodec:
             return Op.SKIP, (0 if a == 0 else -a)
         op_index, slot = divmod(a - self.num_world_actions, self.capacity)
         return Op(op_index + 1), slot
+
+
+class MaskGather:
+    """The validity rules of the memory contract as one gather: ``mask = source[table]``.
+
+    ``source`` is ``[0, 1, occupied (K), free (K)]`` (int8), kept current by the env as slots fill
+    and empty; ``tables[is_query, spent]`` maps each action to its entry, for the four cases of
+    (is the current item a query? are the non-advancing ops spent?). A gather is a fresh array,
+    so a mask handed out never aliases ``source``.
+    """
+
+    def __init__(self, codec: ActionCodec):
+        K = codec.capacity
+        self.source = np.zeros(2 + 2 * K, np.int8)
+        self.clear()
+        slots = np.arange(K)
+        occupied, free, never = 2 + slots, 2 + K + slots, np.zeros(K, np.intp)
+        self.tables: dict[tuple[bool, bool], np.ndarray] = {}
+        for is_query in (False, True):
+            for spent in (False, True):
+                entry = {
+                    Op.STORE: never if is_query else free,  # nothing to write on a query
+                    Op.EDIT: never if is_query else occupied,
+                    Op.EVICT: never if spent else occupied,
+                    Op.RETRIEVE: never if spent else occupied,
+                }
+                table = np.zeros(codec.n, np.intp)
+                table[: codec.num_world_actions] = 1  # SKIP (and world actions) always valid
+                for op in SLOT_OPS:
+                    table[codec.encode(op, 0) + slots] = entry[op]
+                self.tables[is_query, spent] = table
+
+    def set_occupied(self, slot: int, occupied: bool) -> None:
+        K = (len(self.source) - 2) // 2
+        self.source[2 + slot] = occupied
+        self.source[2 + K + slot] = not occupied
+
+    def clear(self) -> None:
+        """Every slot free."""
+        K = (len(self.source) - 2) // 2
+        self.source[:2] = (0, 1)
+        self.source[2 : 2 + K] = 0
+        self.source[2 + K :] = 1

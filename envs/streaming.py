@@ -13,7 +13,7 @@ from gymnasium import spaces
 from .bank import FACT, NUM_SLOT_FEATURES, SLOT_FEATURES, VERSION, MemoryBank
 from .config import Level, StreamConfig, build_config
 from .episode_metrics import EpisodeMetrics
-from .ops import SLOT_OPS, ActionCodec, Op
+from .ops import ActionCodec, MaskGather, Op
 from .stream import NEVER, FactStream, ItemKind, TaskStructure
 
 ITEM_FEATURES = (
@@ -79,35 +79,12 @@ class StreamingMemoryEnv(gym.Env):
         self._dim, self._capacity, self._length = D, K, cfg.length
         self._num_actions, self._max_inner = self.codec.n, cfg.max_inner_ops
         self._slot_emb = self.bank.embedding
-        self._init_mask_tables()
-        self._init_obs_buffer()
-
-    def _init_mask_tables(self) -> None:
-        """The mask is gathered in one indexing op from `_mask_src` = [0, 1, occupied (K),
-        free (K)], kept current by writes and evictions, with one of four index tables chosen by
-        (is the item a query?, are the non-advancing ops spent?)."""
-        K = self.config.capacity
-        self._mask_src = np.zeros(2 + 2 * K, np.int8)
-        self._mask_src[1] = 1
-        self._mask_src[2 + K :] = 1
-        slots = np.arange(K)
-        occupied, free, never = 2 + slots, 2 + K + slots, np.zeros(K, np.intp)
-        self._mask_tables = {}
-        for is_query in (False, True):
-            for spent in (False, True):
-                blocks = {
-                    Op.STORE: never if is_query else free,
-                    Op.EDIT: never if is_query else occupied,
-                    Op.EVICT: never if spent else occupied,
-                    Op.RETRIEVE: never if spent else occupied,
-                }
-                table = np.zeros(self.codec.n, np.intp)
-                table[0] = 1  # SKIP is always valid
-                for op in SLOT_OPS:
-                    table[self.codec.encode(op, 0) + slots] = blocks[op]
-                self._mask_tables[is_query, spent] = table
+        # The mask: one gather from the occupancy (`MaskGather`), by the table of the moment.
+        self._masks = MaskGather(self.codec)
+        self._mask_src, self._mask_tables = self._masks.source, self._masks.tables
         self._mask_table = self._mask_tables[False, False]
         self._mask = self._mask_src[self._mask_table]
+        self._init_obs_buffer()
 
     def _init_obs_buffer(self) -> None:
         """The observation is kept in three preallocated arrays, updated in place as events happen
@@ -167,8 +144,7 @@ class StreamingMemoryEnv(gym.Env):
         self._ob_item.fill(0.0)
         self._ob_slots.fill(0.0)
         self._ob_recall.fill(0.0)
-        self._mask_src[2 : 2 + self._capacity] = 0  # no slot occupied
-        self._mask_src[2 + self._capacity :] = 1  # every slot free
+        self._masks.clear()
         self._begin_item()
         self._select_mask_table()
         self._rebuild_observation()
@@ -307,8 +283,7 @@ class StreamingMemoryEnv(gym.Env):
     def _set_occupied(self, slot: int, occupied: bool) -> None:
         self._occupancy = self.bank.size / self._capacity
         self._ob_item[self._dim + _OCCUPANCY] = self._occupancy
-        self._mask_src[2 + slot] = occupied
-        self._mask_src[2 + self._capacity + slot] = not occupied
+        self._masks.set_occupied(slot, occupied)
 
     def _count_inner_op(self) -> None:
         self._inner_ops += 1
