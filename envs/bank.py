@@ -112,14 +112,16 @@ class MemoryBank:
         self.embedding[slot] = 0.0
         self.occupied[slot] = False
         self._times[:, slot] = _EMPTY_TIMES
-        self._counts[:, slot] = 0
+        self.reads[slot] = 0
+        self.edits[slot] = 0
         self.content[slot] = EMPTY_CONTENT
         self._size -= 1
 
     def read(self, slot: int, t: int) -> np.ndarray:
         assert self.occupied[slot], "RETRIEVE of an empty slot"
         self.reads[slot] += 1
-        self._times[1::2, slot] = t  # used_at and its reference
+        self.used_at[slot] = t
+        self._age_ref[1, slot] = t
         return self.embedding[slot]
 
     def holds(self, fact: int, version: int) -> int:
