@@ -126,8 +126,10 @@ class MemoryBank:
 
     def holds(self, fact: int, version: int) -> int:
         """Slot holding this version of this fact, or -1."""
-        hit = np.flatnonzero((self.content[:, FACT] == fact) & (self.content[:, VERSION] == version))
-        return int(hit[0]) if len(hit) else -1
+        for slot, row in enumerate(self.content.tolist()):  # K is small: no numpy overhead
+            if row[FACT] == fact and row[VERSION] == version:
+                return slot
+        return -1
 
     def features(
         self,

@@ -95,6 +95,7 @@ class FactStream:
         self._query_base = self._key_part + W_QUERY * self.query_dir
         self._query_base[topical] += self._topic_part[task.topic_of[topical]]
         self.version = np.full(F, -1, np.int64)
+        self._version_of = [-1] * F  # `version` as plain ints, read at every mention
         self.next_update = np.full(F, NEVER, np.int64)
 
         # Mean gap between mentions of one fact, so that mentions fill (1 - distractor_rate) of
@@ -188,8 +189,11 @@ class FactStream:
         if t == self._next_fact_time:
             f, event = self._pending.pop(t)
             heapq.heappop(self._pending_times)
+            version = self._version_of[f]
             if event is not Event.RESTATE:
-                self.version[f] += 1
+                version += 1
+                self._version_of[f] = version
+                self.version[f] = version
                 if event is Event.UPDATE and self._has_own_value[f]:
                     self.values[f] = self._fresh_values.draw()
                     self._refresh_fact_base(f)
@@ -197,7 +201,7 @@ class FactStream:
             if event is not Event.UPDATE:
                 self._schedule(f, t, Event.RESTATE, self._restate_p[f])
             self._next_fact_time = self._pending_times[0] if self._pending_times else NEVER
-            return ItemKind.FACT, self._fact_embedding(f), f, int(self.version[f])
+            return ItemKind.FACT, self._fact_embedding(f), f, version
         return ItemKind.DISTRACTOR, self.distractors.draw(), -1, -1
 
     def _schedule(self, f: int, t: int, event: Event, p: float) -> int:
@@ -230,7 +234,7 @@ class FactStream:
 
     def next_use(self, fact: int, version: int, t: int) -> int:
         """First position >= t of a query that needs this version of this fact, or NEVER."""
-        if fact < 0 or version != self.version[fact]:
+        if fact < 0 or version != self._version_of[fact]:
             return NEVER
         needed = self._needed_at[fact]
         i = bisect.bisect_left(needed, t)

@@ -41,7 +41,7 @@ _SLOT_VIEWS = ("_ob_ages", "_ob_sim_item", "_ob_sim_recall", "_ob_sim_queries")
 
 
 def _unit32(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v)
+    n = math.sqrt(v.dot(v))  # what `np.linalg.norm(v)` computes
     return (v / n).astype(np.float32) if n > 0 else np.zeros(len(v), np.float32)
 
 
