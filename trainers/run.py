@@ -134,7 +134,9 @@ class Trainer:
 
         writer = SummaryWriter(str(self.paths.tensorboard), purge_step=self.global_step or None)
         handlers = install_signal_handlers(self.request_stop)
-        bar = tqdm(total=cfg.total_steps, initial=self.global_step, disable=not progress,
+        # A huge step budget means "until the time limit": show counts, not a 0% bar.
+        total = cfg.total_steps if cfg.total_steps < 10**8 else None
+        bar = tqdm(total=total, initial=self.global_step, disable=not progress,
                    desc=f"{cfg.algo.value} {Path(cfg.env).name}", unit="step", dynamic_ncols=True)
         stalled = 0
         done_iterations = 0
