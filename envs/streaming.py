@@ -36,8 +36,13 @@ OCCUPIED, AGE, SINCE_USED, READS, EDITS, SIM_ITEM, SIM_RECALL, SIM_QUERIES = map
     SLOT_FEATURES.index,
     ("occupied", "age", "since_used", "reads", "edits", "sim_item", "sim_recall", "sim_queries"),
 )
-# Attributes that are views into `_ob_slots` (rebuilt after unpickling).
-_SLOT_VIEWS = ("_ob_ages", "_ob_sim_item", "_ob_sim_recall", "_ob_sim_queries")
+_SKIP, _STORE, _EDIT, _EVICT, _RETRIEVE = Op  # module constants: cheaper on the hot path
+_QUERY, _FACT = ItemKind.QUERY, ItemKind.FACT
+# Attributes that are views into the observation buffers (rebuilt after unpickling).
+_BUFFER_VIEWS = (
+    "_ob_item_emb", "_ob_recall_emb", "_ob_slot_rows", "_ob_slot_emb_rows", "_ob_ages",
+    "_ob_sim_item", "_ob_sim_recall", "_ob_sim_queries",
+)
 
 
 def _unit32(v: np.ndarray) -> np.ndarray:
@@ -73,8 +78,7 @@ class StreamingMemoryEnv(gym.Env):
         self.bank = MemoryBank(K, D)
         self.stream: FactStream | None = None
         self._zero = np.zeros(D, np.float32)
-        self._op_of = [self.codec.decode(a)[0] for a in range(self.codec.n)]
-        self._slot_of = [self.codec.decode(a)[1] for a in range(self.codec.n)]
+        self._decoded = [self.codec.decode(a) for a in range(self.codec.n)]  # (op, slot)
         # Hot-path copies of config values and of the bank's embedding matrix (updated in place).
         self._dim, self._capacity, self._length = D, K, cfg.length
         self._num_actions, self._max_inner = self.codec.n, cfg.max_inner_ops
@@ -98,8 +102,13 @@ class StreamingMemoryEnv(gym.Env):
         self._init_views()
 
     def _init_views(self) -> None:
+        # Persistent views: `view[...] = x` is about half the cost of `array[:D] = x`.
         D = self._dim
         slots = self._ob_slots
+        self._ob_item_emb = self._ob_item[:D]
+        self._ob_recall_emb = self._ob_recall[:D]
+        self._ob_slot_rows = [slots[k] for k in range(self._capacity)]
+        self._ob_slot_emb_rows = [slots[k, :D] for k in range(self._capacity)]
         self._ob_ages = slots[:, D + AGE : D + SINCE_USED + 1].T  # (2, K)
         self._ob_sim_item = slots[:, D + SIM_ITEM]
         self._ob_sim_recall = slots[:, D + SIM_RECALL]
@@ -161,14 +170,13 @@ class StreamingMemoryEnv(gym.Env):
                 self._count_inner_op()  # a no-op that still counts, so an episode always ends
                 return self._observation(), 0.0, False, False, {"invalid_action": True}
             a = 0  # the bound is spent: fall back to SKIP so the stream moves on
-        op = self._op_of[a]
+        op, slot = self._decoded[a]
         bank = self.bank
-        if op is Op.EVICT or op is Op.RETRIEVE:
-            slot = self._slot_of[a]
-            if op is Op.EVICT:
+        if op is _EVICT or op is _RETRIEVE:
+            if op is _EVICT:
                 m.on_evict(bank.content[slot], self.stream.version)
                 bank.evict(slot)
-                self._ob_slots[slot] = 0.0
+                self._ob_slot_rows[slot].fill(0.0)
                 self._set_occupied(slot, False)
             else:
                 self._retrieve(slot)
@@ -178,19 +186,18 @@ class StreamingMemoryEnv(gym.Env):
 
         cfg = self.config
         reward = 0.0
-        if op is not Op.SKIP:  # STORE or EDIT
-            slot = self._slot_of[a]
+        if op is not _SKIP:  # STORE or EDIT
             content = (self._fact, self._version, self.t)
-            if op is Op.STORE:
+            if op is _STORE:
                 bank.store(slot, self._item, content, self.t)
                 self._set_occupied(slot, True)
             else:
                 m.on_overwrite(bank.content[slot], self.stream.version)
                 bank.edit(slot, self._item, content, self.t)
-            self._write_slot_row(slot, op is Op.EDIT)
+            self._write_slot_row(slot, op is _EDIT)
             m.on_write(op, self._fact, self._version, self.stream.version)
             reward -= cfg.write_cost
-        elif self._kind is ItemKind.QUERY:
+        elif self._kind is _QUERY:
             reward += m.on_answer(
                 self._recall_content if self._recall_valid else None,
                 self._answer_fact,
@@ -229,7 +236,7 @@ class StreamingMemoryEnv(gym.Env):
             self._inner_ops = 0
             item[D + _INNER_LEFT] = 1.0
             self._select_mask_table()
-        is_query = kind is ItemKind.QUERY
+        is_query = kind is _QUERY
         if is_query:
             self._answer_fact = int(self.stream.query_answers[self.stream._next_query - 1])
             self._record_needed(fact)
@@ -238,13 +245,13 @@ class StreamingMemoryEnv(gym.Env):
             self._queries = _unit32(self._query_sum)
             np.dot(self._slot_emb, self._queries, out=self._ob_sim_queries)
             item[D + _QUERIES_SEEN] = math.log1p(self._num_queries_seen) / 8.0
-        elif kind is ItemKind.FACT:
+        elif kind is _FACT:
             self.metrics.on_mention(fact, version)
         if is_query is not self._is_query:
             self._is_query = is_query
             item[D + _IS_QUERY] = is_query
             self._select_mask_table()
-        item[:D] = emb
+        self._ob_item_emb[...] = emb
         item[D + _PROGRESS] = self.t / self._length
         np.dot(self._slot_emb, emb, out=self._ob_sim_item)
         if self._num_queries_seen:
@@ -257,7 +264,7 @@ class StreamingMemoryEnv(gym.Env):
         is cleared then); the rest is set here. An empty slot's row is all zeros (reads and edits
         included), so a STORE only sets what is not."""
         D, slots = self._dim, self._ob_slots
-        slots[slot, :D] = self._item
+        self._ob_slot_emb_rows[slot][...] = self._item
         if edited:
             slots[slot, D + EDITS] = self.bank.edits_feature(slot)
         else:
@@ -273,7 +280,7 @@ class StreamingMemoryEnv(gym.Env):
         slots = self._ob_slots
         slots[slot, D + READS] = bank.reads_feature(slot)
         slots[slot, D + SINCE_USED] = 0.0  # used now
-        self._ob_recall[:D] = recall
+        self._ob_recall_emb[...] = recall
         self._ob_recall[D] = 1.0
         item = self._ob_item
         item[D + _RECALL_VALID] = 1.0
@@ -335,9 +342,9 @@ class StreamingMemoryEnv(gym.Env):
         }
 
     def __getstate__(self):
-        # Views would unpickle as separate arrays: drop them and rebuild them on `_ob_slots`.
+        # Views would unpickle as separate arrays: drop them and rebuild them on the buffers.
         state = self.__dict__.copy()
-        for name in _SLOT_VIEWS:
+        for name in _BUFFER_VIEWS:
             del state[name]
         return state
 
