@@ -35,8 +35,10 @@ _LOG_SCALE = 1.0 / 8.0
 _MAX_AGE = (1 << 16) - 1
 _LOG_AGE = (np.log1p(np.arange(_MAX_AGE, -1, -1)) * _LOG_SCALE).astype(np.float32)
 _EMPTY_REF = 1 << 62  # reference time of an empty slot: clipped to the last entry, log1p(0) = 0
-_EMPTY_TIMES = np.array([0, 0, _EMPTY_REF, _EMPTY_REF], np.int64)
-_VIEWS = ("written_at", "used_at", "_age_ref", "reads", "edits")
+_VIEWS = (
+    "written_at", "used_at", "_age_ref", "reads", "edits",
+    "_emb_rows", "_content_rows", "_time_cols", "_time_cols_real", "_time_cols_ref",
+)
 
 
 class MemoryBank:
@@ -61,6 +63,13 @@ class MemoryBank:
         self.written_at, self.used_at = self._times[0], self._times[1]
         self._age_ref = self._times[2:]
         self.reads, self.edits = self._counts[0], self._counts[1]
+        # Per-slot views, written with `fill` / `[...] =`: much cheaper than indexing each time.
+        K = self.capacity
+        self._emb_rows = [self.embedding[k] for k in range(K)]
+        self._content_rows = [self.content[k] for k in range(K)]
+        self._time_cols = [self._times[:, k] for k in range(K)]
+        self._time_cols_real = [self._times[:2, k] for k in range(K)]
+        self._time_cols_ref = [self._times[2:, k] for k in range(K)]
 
     def clear(self) -> None:
         self.embedding.fill(0.0)
@@ -93,28 +102,29 @@ class MemoryBank:
     def store(self, slot: int, embedding: np.ndarray, content, t: int) -> None:
         assert not self.occupied[slot], "STORE into an occupied slot"
         # An empty slot's reads and edits are already 0 (`evict` and `clear` reset them).
-        self.embedding[slot] = embedding
+        self._emb_rows[slot][...] = embedding
         self.occupied[slot] = True
-        self._times[:, slot] = t
-        self.content[slot] = content
+        self._time_cols[slot].fill(t)
+        self._content_rows[slot][...] = content
         self._size += 1
 
     def edit(self, slot: int, embedding: np.ndarray, content, t: int) -> None:
         """Overwrite an occupied slot; its read count survives, its edit count grows."""
         assert self.occupied[slot], "EDIT of an empty slot"
-        self.embedding[slot] = embedding
-        self._times[:, slot] = t
+        self._emb_rows[slot][...] = embedding
+        self._time_cols[slot].fill(t)
         self.edits[slot] += 1
-        self.content[slot] = content
+        self._content_rows[slot][...] = content
 
     def evict(self, slot: int) -> None:
         assert self.occupied[slot], "EVICT of an empty slot"
-        self.embedding[slot] = 0.0
+        self._emb_rows[slot].fill(0.0)
         self.occupied[slot] = False
-        self._times[:, slot] = _EMPTY_TIMES
+        self._time_cols_real[slot].fill(0)
+        self._time_cols_ref[slot].fill(_EMPTY_REF)
         self.reads[slot] = 0
         self.edits[slot] = 0
-        self.content[slot] = EMPTY_CONTENT
+        self._content_rows[slot].fill(-1)  # EMPTY_CONTENT
         self._size -= 1
 
     def read(self, slot: int, t: int) -> np.ndarray:
@@ -122,7 +132,7 @@ class MemoryBank:
         self.reads[slot] += 1
         self.used_at[slot] = t
         self._age_ref[1, slot] = t
-        return self.embedding[slot]
+        return self._emb_rows[slot]
 
     def holds(self, fact: int, version: int) -> int:
         """Slot holding this version of this fact, or -1."""
