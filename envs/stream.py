@@ -107,6 +107,7 @@ class FactStream:
         self._update_p = np.where(ur > 0, np.minimum(1.0, ur / gap), 0.0).tolist()
         self._restate_p = np.where(ur < 1, np.minimum(1.0, (1.0 - ur) / gap), 0.0).tolist()
         self._has_own_value = (task.link_of < 0).tolist()
+        self._topic_of = task.topic_of.tolist()
 
         self.fact_end = L - Q if cfg.query_schedule is QuerySchedule.END else L
         span = min(self.fact_end, max(2 * F, int(np.ceil(gap))))
@@ -195,8 +196,7 @@ class FactStream:
                 self._version_of[f] = version
                 self.version[f] = version
                 if event is Event.UPDATE and self._has_own_value[f]:
-                    self.values[f] = self._fresh_values.draw()
-                    self._refresh_fact_base(f)
+                    self._new_value(f)
                 self.next_update[f] = self._schedule(f, t, Event.UPDATE, self._update_p[f])
             if event is not Event.UPDATE:
                 self._schedule(f, t, Event.RESTATE, self._restate_p[f])
@@ -216,13 +216,18 @@ class FactStream:
         heapq.heappush(self._pending_times, nt)
         return nt
 
-    def _refresh_fact_base(self, f: int) -> None:
-        v = self._key_part[f] + W_VALUE * self.values[f]
-        v += self._fact_part
-        topic = self.task.topic_of[f]
+    def _new_value(self, f: int) -> None:
+        """An update: a fresh value, and the fact's fixed part redone (in the order of the sums
+        at reset, so it is the same number)."""
+        value = self._fresh_values.draw()
+        self.values[f] = value
+        base = W_VALUE * value
+        base += self._key_part[f]
+        base += self._fact_part
+        topic = self._topic_of[f]
         if topic >= 0:
-            v += self._topic_part[topic]
-        self._fact_base[f] = v
+            base += self._topic_part[topic]
+        self._fact_base[f] = base
 
     def _fact_embedding(self, f: int) -> np.ndarray:
         return unit_vector(self._noise.draw() + self._fact_base[f])
