@@ -28,13 +28,19 @@ ITEM_FEATURES = (
 )
 NUM_ITEM_FEATURES = len(ITEM_FEATURES)
 
-(_IS_QUERY, _PROGRESS, _RECALL_VALID, _SIM_RECALL, _SIM_QUERIES, _QUERIES_SEEN, _INNER_LEFT,
- _OCCUPANCY) = map(ITEM_FEATURES.index, (
-    "is_query", "progress", "recall_valid", "sim_recall", "sim_queries", "queries_seen",
-    "inner_ops_left", "occupancy"))
-OCCUPIED, AGE, SINCE_USED, READS, EDITS, SIM_ITEM, SIM_RECALL, SIM_QUERIES = map(
-    SLOT_FEATURES.index,
-    ("occupied", "age", "since_used", "reads", "edits", "sim_item", "sim_recall", "sim_queries"),
+# Columns after the D embedding columns, as module constants for the hot path: `_I_*` in `item`,
+# `_S_*` in each row of `slots`.
+_I_IS_QUERY, _I_PROGRESS, _I_RECALL_VALID, _I_SIM_RECALL = map(
+    ITEM_FEATURES.index, ("is_query", "progress", "recall_valid", "sim_recall")
+)
+_I_SIM_QUERIES, _I_QUERIES_SEEN, _I_INNER_LEFT, _I_OCCUPANCY = map(
+    ITEM_FEATURES.index, ("sim_queries", "queries_seen", "inner_ops_left", "occupancy")
+)
+_S_OCCUPIED, _S_AGE, _S_SINCE_USED, _S_READS, _S_EDITS = map(
+    SLOT_FEATURES.index, ("occupied", "age", "since_used", "reads", "edits")
+)
+_S_SIM_ITEM, _S_SIM_RECALL, _S_SIM_QUERIES = map(
+    SLOT_FEATURES.index, ("sim_item", "sim_recall", "sim_queries")
 )
 _SKIP, _STORE, _EDIT, _EVICT, _RETRIEVE = Op  # module constants: cheaper on the hot path
 _QUERY, _FACT = ItemKind.QUERY, ItemKind.FACT
@@ -109,10 +115,10 @@ class StreamingMemoryEnv(gym.Env):
         self._ob_recall_emb = self._ob_recall[:D]
         self._ob_slot_rows = [slots[k] for k in range(self._capacity)]
         self._ob_slot_emb_rows = [slots[k, :D] for k in range(self._capacity)]
-        self._ob_ages = slots[:, D + AGE : D + SINCE_USED + 1].T  # (2, K)
-        self._ob_sim_item = slots[:, D + SIM_ITEM]
-        self._ob_sim_recall = slots[:, D + SIM_RECALL]
-        self._ob_sim_queries = slots[:, D + SIM_QUERIES]
+        self._ob_ages = slots[:, D + _S_AGE : D + _S_SINCE_USED + 1].T  # (2, K)
+        self._ob_sim_item = slots[:, D + _S_SIM_ITEM]
+        self._ob_sim_recall = slots[:, D + _S_SIM_RECALL]
+        self._ob_sim_queries = slots[:, D + _S_SIM_QUERIES]
 
     # ---- task hooks ----------------------------------------------------------------------------
 
@@ -230,11 +236,11 @@ class StreamingMemoryEnv(gym.Env):
             self._recall_content = None
             self._ob_recall.fill(0.0)
             self._ob_sim_recall.fill(0.0)
-            item[D + _RECALL_VALID] = 0.0
-            item[D + _SIM_RECALL] = 0.0
+            item[D + _I_RECALL_VALID] = 0.0
+            item[D + _I_SIM_RECALL] = 0.0
         if self._inner_ops:
             self._inner_ops = 0
-            item[D + _INNER_LEFT] = 1.0
+            item[D + _I_INNER_LEFT] = 1.0
             self._select_mask_table()
         is_query = kind is _QUERY
         if is_query:
@@ -244,18 +250,18 @@ class StreamingMemoryEnv(gym.Env):
             self._num_queries_seen += 1
             self._queries = _unit32(self._query_sum)
             np.dot(self._slot_emb, self._queries, out=self._ob_sim_queries)
-            item[D + _QUERIES_SEEN] = math.log1p(self._num_queries_seen) / 8.0
+            item[D + _I_QUERIES_SEEN] = math.log1p(self._num_queries_seen) / 8.0
         elif kind is _FACT:
             self.metrics.on_mention(fact, version)
         if is_query is not self._is_query:
             self._is_query = is_query
-            item[D + _IS_QUERY] = is_query
+            item[D + _I_IS_QUERY] = is_query
             self._select_mask_table()
         self._ob_item_emb[...] = emb
-        item[D + _PROGRESS] = self.t / self._length
+        item[D + _I_PROGRESS] = self.t / self._length
         np.dot(self._slot_emb, emb, out=self._ob_sim_item)
         if self._num_queries_seen:
-            item[D + _SIM_QUERIES] = emb.dot(self._queries)
+            item[D + _I_SIM_QUERIES] = emb.dot(self._queries)
         self.bank.ages(self.t, self._ob_ages)
 
     def _write_slot_row(self, slot: int, edited: bool) -> None:
@@ -266,11 +272,11 @@ class StreamingMemoryEnv(gym.Env):
         D, slots = self._dim, self._ob_slots
         self._ob_slot_emb_rows[slot][...] = self._item
         if edited:
-            slots[slot, D + EDITS] = self.bank.edits_feature(slot)
+            slots[slot, D + _S_EDITS] = self.bank.edits_feature(slot)
         else:
-            slots[slot, D + OCCUPIED] = 1.0
+            slots[slot, D + _S_OCCUPIED] = 1.0
         if self._num_queries_seen:
-            slots[slot, D + SIM_QUERIES] = self._item.dot(self._queries)
+            slots[slot, D + _S_SIM_QUERIES] = self._item.dot(self._queries)
 
     def _retrieve(self, slot: int) -> None:
         D, bank = self._dim, self.bank
@@ -278,23 +284,23 @@ class StreamingMemoryEnv(gym.Env):
         self._recall_content = bank.content[slot].copy()
         self._recall_valid = True
         slots = self._ob_slots
-        slots[slot, D + READS] = bank.reads_feature(slot)
-        slots[slot, D + SINCE_USED] = 0.0  # used now
+        slots[slot, D + _S_READS] = bank.reads_feature(slot)
+        slots[slot, D + _S_SINCE_USED] = 0.0  # used now
         self._ob_recall_emb[...] = recall
         self._ob_recall[D] = 1.0
         item = self._ob_item
-        item[D + _RECALL_VALID] = 1.0
-        item[D + _SIM_RECALL] = self._item.dot(recall)
+        item[D + _I_RECALL_VALID] = 1.0
+        item[D + _I_SIM_RECALL] = self._item.dot(recall)
         np.dot(bank.embedding, recall, out=self._ob_sim_recall)
 
     def _set_occupied(self, slot: int, occupied: bool) -> None:
         self._occupancy = self.bank.size / self._capacity
-        self._ob_item[self._dim + _OCCUPANCY] = self._occupancy
+        self._ob_item[self._dim + _I_OCCUPANCY] = self._occupancy
         self._masks.set_occupied(slot, occupied)
 
     def _count_inner_op(self) -> None:
         self._inner_ops += 1
-        self._ob_item[self._dim + _INNER_LEFT] = 1.0 - self._inner_ops / self._max_inner
+        self._ob_item[self._dim + _I_INNER_LEFT] = 1.0 - self._inner_ops / self._max_inner
         if self._inner_ops == self._max_inner:
             self._select_mask_table()
 
