@@ -49,3 +49,18 @@ def load(path: str | Path) -> dict[str, Any]:
         if key not in payload:
             raise CheckpointError(f"checkpoint {path} lacks '{key}'")
     return payload
+
+
+def save_iteration(folder: Path, iteration: int, payload: dict[str, Any]) -> Path:
+    """Write `iter_<n>.pt` and refresh `latest.pt` (what `--resume` reads)."""
+    path = folder / f"iter_{iteration:06d}.pt"
+    save(path, payload)
+    save(folder / LATEST, payload)
+    return path
+
+
+def check_config(payload: dict[str, Any], config: dict[str, Any]) -> None:
+    if payload["config"] != config:
+        raise CheckpointError(
+            "the checkpoint was written with a different config than runs/<name>/config.yaml"
+        )

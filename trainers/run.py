@@ -103,16 +103,10 @@ class Trainer:
             "workers": self.workers.get_states(),
             "history": self.history,
         }
-        path = self.paths.checkpoints / f"iter_{self.iteration:06d}.pt"
-        checkpoint.save(path, payload)
-        checkpoint.save(self.paths.checkpoints / checkpoint.LATEST, payload)
-        return path
+        return checkpoint.save_iteration(self.paths.checkpoints, self.iteration, payload)
 
     def _restore(self, payload: dict) -> None:
-        if payload["config"] != self.cfg.to_dict():
-            raise checkpoint.CheckpointError(
-                "the checkpoint was written with a different config than runs/<name>/config.yaml"
-            )
+        checkpoint.check_config(payload, self.cfg.to_dict())
         self.iteration, self.global_step = payload["iteration"], payload["global_step"]
         self.elapsed, self.history = payload["elapsed"], payload["history"]
         self.net.load_state_dict(payload["net"])

@@ -199,16 +199,10 @@ class SB3Run:
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                     "random": random.getstate()},
         }
-        path = self.paths.checkpoints / f"iter_{self.iteration:06d}.pt"
-        checkpoint.save(path, payload)
-        checkpoint.save(self.paths.checkpoints / checkpoint.LATEST, payload)
-        return path
+        return checkpoint.save_iteration(self.paths.checkpoints, self.iteration, payload)
 
     def _restore(self, payload: dict) -> None:
-        if payload["config"] != self.cfg.to_dict():
-            raise checkpoint.CheckpointError(
-                "the checkpoint was written with a different config than runs/<name>/config.yaml"
-            )
+        checkpoint.check_config(payload, self.cfg.to_dict())
         if "sb3_model" not in payload:
             raise checkpoint.CheckpointError(
                 f"{self.paths.root} was not trained with algo=maskable_ppo (no SB3 model in it)"
