@@ -369,7 +369,8 @@ def summary(result: BenchResult) -> str:
     m = result.machine
     lines = [
         f"{result.date} · {m['cpu_count']} CPUs ({m['processor']}) · Python {m['python']} · "
-        f"numpy {m['numpy']} · gymnasium {m['gymnasium']}",
+        f"numpy {m['numpy']} · gymnasium {m['gymnasium']} · load average {m['load_average_1m']} "
+        "at the start (wall-clock figures; other work on the machine slows them)",
         f"command: {result.command}",
         "",
         table(result),
