@@ -2,8 +2,9 @@
 
 1. A *reference rule* that sees the hidden item kind only to skip distractors, and otherwise acts
    like the similarity-merge heuristic, shows what an observation-level policy could score.
-2. Behaviour cloning that rule into the `slot_pool` network, from observations alone, shows the
-   network can represent it (the distractor/fact distinction is a read-out of the item embedding).
+2. A *learned probe*: logistic regression from the item embedding to "is a distractor", fitted on
+   demonstration episodes, replaces the hidden kind; the rule then reads the observation only.
+3. Behaviour cloning the reference rule into the `slot_pool` network, from observations alone.
 
     python -m memgym.benchmarks.learnability --env memgym/Conflict-Medium-v0
 
@@ -42,19 +43,54 @@ class SkipDistractorsReference(SimilarityMergePolicy):
         return actions
 
 
+class ProbeRule(SimilarityMergePolicy):
+    """Similarity merge that skips items a learned linear probe calls distractors."""
+
+    name = "probe_rule"
+
+    def __init__(self, weight: np.ndarray, bias: float, dim: int):
+        super().__init__(0.5)
+        self.weight, self.bias, self.dim = weight, bias, dim
+
+    def act(self, obs, states=None):
+        actions = super().act(obs, states)
+        is_query = obs["item"][:, self.dim] > 0.5
+        distractor = obs["item"][:, : self.dim] @ self.weight + self.bias > 0
+        return np.where(distractor & ~is_query, 0, actions)
+
+
+def fit_probe(obs, kinds: np.ndarray, dim: int, steps: int = 500):
+    x = torch.as_tensor(obs["item"][:, :dim])
+    y = torch.as_tensor(kinds == ItemKind.DISTRACTOR, dtype=torch.float32)
+    keep = torch.as_tensor(kinds != ItemKind.QUERY)
+    x, y = x[keep], y[keep]
+    w = torch.zeros(dim, requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.Adam([w, b], lr=0.05)
+    for _ in range(steps):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    train_acc = float((((x @ w + b) > 0).float() == y).float().mean())
+    return w.detach().numpy(), float(b.detach()), train_acc
+
+
 def demonstrations(policy, env_id: str, episodes: int):
-    observations, actions = [], []
+    observations, actions, kinds = [], [], []
     for seed in range(episodes):
         env = gym.make(env_id)
         obs, _ = env.reset(seed=seed)
         done = False
         while not done:
-            action = int(policy.act(batch_observations([obs]), [env.unwrapped.get_state()])[0])
+            state = env.unwrapped.get_state()
+            action = int(policy.act(batch_observations([obs]), [state])[0])
             observations.append(obs)
             actions.append(action)
+            kinds.append(int(state["item_kind"]))
             obs, _, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
-    return batch_observations(observations), torch.tensor(actions)
+    return batch_observations(observations), torch.tensor(actions), np.array(kinds)
 
 
 def main(argv=None) -> int:
@@ -71,7 +107,13 @@ def main(argv=None) -> int:
     ref = evaluate(reference, args.env, args.eval_episodes, HELD_OUT, progress=False).summary()
     print(f"reference rule: accuracy {ref['accuracy']['mean']:.3f} ± {ref['accuracy']['ci95']:.3f}")
 
-    obs, actions = demonstrations(reference, args.env, args.demo_episodes)
+    obs, actions, kinds = demonstrations(reference, args.env, args.demo_episodes)
+    dim = gym.make(args.env).unwrapped.config.dim
+    weight, bias, probe_acc = fit_probe(obs, kinds, dim)
+    rule = ProbeRule(weight, bias, dim)
+    res = evaluate(rule, args.env, args.eval_episodes, HELD_OUT, progress=False).summary()
+    print(f"learned probe (train accuracy {probe_acc:.3f}) + similarity merge: accuracy "
+          f"{res['accuracy']['mean']:.3f} ± {res['accuracy']['ci95']:.3f} (observation only)")
     net = build_network("slot_pool", gym.make(args.env).observation_space)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     data = obs_to_torch(obs)
