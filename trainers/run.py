@@ -19,7 +19,7 @@ from memgym.policies.torch_policy import NeuralPolicy
 from . import checkpoint
 from .config import TrainConfig
 from .learner import update
-from .run_io import (EVAL_SEED, evaluate_held_out, install_signal_handlers,  # noqa: F401
+from .run_io import (EVAL_SEED, StallWatch, evaluate_held_out, install_signal_handlers,  # noqa: F401
                      restore_signal_handlers, snapshot_policy, write_record)
 from .vector import make_vector_env
 from .workers import make_workers
@@ -132,7 +132,7 @@ class Trainer:
         total = cfg.total_steps if cfg.total_steps < 10**8 else None
         bar = tqdm(total=total, initial=self.global_step, disable=not progress,
                    desc=f"{cfg.algo.value} {Path(cfg.env).name}", unit="step", dynamic_ncols=True)
-        stalled = 0
+        stall = StallWatch(bar, STALL_ITERATIONS)
         done_iterations = 0
         try:
             while self.global_step < cfg.total_steps and not self._stop_requested:
@@ -167,12 +167,7 @@ class Trainer:
                 bar.set_postfix(ret=f"{record['train/return']:.3f}",
                                 acc=f"{record['train/accuracy'] or record['train/success']:.3f}",
                                 sps=f"{record['perf/steps_per_second']:.0f}")
-                stalled = stalled + 1 if abs(record["train/return"]) < 1e-9 else 0
-                if stalled == STALL_ITERATIONS:
-                    log.warning("return has been 0 for %d iterations: the policy is not "
-                                "answering any query; check lr, ent_coef and the env",
-                                STALL_ITERATIONS)
-                    bar.write(f"WARNING: return stuck at 0 for {STALL_ITERATIONS} iterations")
+                stall.update(record["train/return"])
                 if self.iteration % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import signal
 from pathlib import Path
 
@@ -47,3 +48,19 @@ def install_signal_handlers(callback) -> dict:
 def restore_signal_handlers(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+
+
+class StallWatch:
+    """Warns loudly, once per stall, when the training return has sat at zero for `patience`
+    iterations: a run that fails silently is the worst kind."""
+
+    def __init__(self, bar, patience: int = 20):
+        self.bar, self.patience, self.stalled = bar, patience, 0
+
+    def update(self, train_return: float) -> None:
+        self.stalled = self.stalled + 1 if abs(train_return) < 1e-9 else 0
+        if self.stalled == self.patience:
+            message = (f"return stuck at 0 for {self.patience} iterations: the policy is not "
+                       "answering any query; check lr, ent_coef and the env")
+            logging.getLogger("memgym.train").warning(message)
+            self.bar.write(f"WARNING: {message}")

@@ -41,8 +41,8 @@ from memgym.policies.torch_policy import NeuralPolicy
 from . import checkpoint
 from .config import TrainConfig
 from .run import STALL_ITERATIONS, RunPaths
-from .run_io import (evaluate_held_out, install_signal_handlers, restore_signal_handlers,
-                     snapshot_policy, write_record)
+from .run_io import (StallWatch, evaluate_held_out, install_signal_handlers,
+                     restore_signal_handlers, snapshot_policy, write_record)
 
 # SB3 logger key -> our metric name (and sign): the same names as trainers/run.py writes.
 SB3_STATS = {
@@ -236,7 +236,8 @@ class SB3Run:
         handlers = install_signal_handlers(self.request_stop)
         bar = tqdm(total=cfg.total_steps, initial=self.global_step, disable=not progress,
                    desc=f"maskable_ppo {Path(cfg.env).name}", unit="step", dynamic_ncols=True)
-        stalled = done_iterations = 0
+        done_iterations = 0
+        stall = StallWatch(bar, STALL_ITERATIONS)
         try:
             while self.global_step < cfg.total_steps and not self._stop_requested:
                 if cfg.time_limit_minutes and self.elapsed >= 60 * cfg.time_limit_minutes:
@@ -266,10 +267,7 @@ class SB3Run:
                 bar.set_postfix(ret=f"{record['train/return']:.3f}",
                                 acc=f"{record['train/accuracy']:.3f}",
                                 sps=f"{record['perf/steps_per_second']:.0f}")
-                stalled = stalled + 1 if abs(record["train/return"]) < 1e-9 else 0
-                if stalled == STALL_ITERATIONS:
-                    bar.write(f"WARNING: return stuck at 0 for {STALL_ITERATIONS} iterations: "
-                              "the policy is not answering any query; check lr, ent_coef and the env")
+                stall.update(record["train/return"])
                 if self.iteration % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
         finally:
