@@ -62,8 +62,8 @@ class StreamConfig:
     """Std of the isotropic noise added to every embedding before normalisation."""
     key_similarity: float = 0.0
     """0..1: how much the facts' keys share a common direction (look-alike facts at 1)."""
-    dim: int = 32
-    """Embedding dimension D."""
+    dim: int = 64
+    """Embedding dimension D (64: facts separable from distractors; see `stream.W_FACT`)."""
     max_inner_ops: int = 3
     """EVICT/RETRIEVE (and invalid actions) allowed per item before only advancing ops remain."""
     write_cost: float = 0.0

@@ -144,8 +144,10 @@ def test_train_cli_writes_the_run_layout_and_eval_reads_it(tmp_path, capsys):
 @pytest.mark.parametrize("algo", ["ppo", "grpo"])
 def test_a_short_run_raises_the_return(tmp_path, algo):
     """Conflict-Easy: from a random policy (~0.03) to clearly better within ~60k steps."""
+    # GRPO's advantage has no critic to smooth it: it needs the larger step to move in 40 updates.
     cfg = load_config(None, {**TINY, "algo": algo, "num_envs": 16, "rollout_steps": 64,
-                             "group_size": 8, "lr": 1e-3, "eval_every": 1000})
+                             "group_size": 8, "lr": 1e-3 if algo == "ppo" else 3e-3,
+                             "eval_every": 1000})
     trainer = Trainer(cfg, tmp_path / "run")
     start = trainer.evaluate(64)["accuracy"]
     trainer.train(max_iterations=60 if algo == "ppo" else 40, progress=False)
