@@ -52,6 +52,8 @@ class UnitSource:
     how much an episode that ends early draws for nothing. Rows are views of a block that is
     replaced, never written, when used up."""
 
+    dtype = np.float32
+
     def __init__(self, rng: np.random.Generator, dim: int, block: int = 64):
         self._rng = rng
         self._dim = dim
@@ -70,9 +72,29 @@ class UnitSource:
         self._next += 1
         return row
 
+    def take(self, n: int) -> np.ndarray:
+        """The next `n` rows as a new array: the same rows as `n` calls of `draw`."""
+        start = self._next
+        if start + n <= len(self._buffer):
+            self._next = start + n
+            return self._buffer[start : start + n].copy()
+        out = np.empty((n, self._dim), self.dtype)
+        done = 0
+        while done < n:
+            if self._next == len(self._buffer):
+                self._buffer = self._fill()
+                self._next = 0
+            k = min(n - done, len(self._buffer) - self._next)
+            out[done : done + k] = self._buffer[self._next : self._next + k]
+            self._next += k
+            done += k
+        return out
+
 
 class NoiseSource(UnitSource):
     """Isotropic Gaussian noise vectors (float64, std `scale` per coordinate), in blocks."""
+
+    dtype = np.float64
 
     def __init__(self, rng: np.random.Generator, dim: int, scale: float, block: int = 64):
         super().__init__(rng, dim, block)

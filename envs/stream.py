@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 
 from .config import ConfigError, QuerySchedule, StreamConfig
-from .embedding import NoiseSource, UnitSource, fixed_direction, random_units, unit, unit_vector
+from .embedding import NoiseSource, UnitSource, fixed_direction, random_units, unit
 
 NEVER = np.iinfo(np.int64).max
 
@@ -36,6 +37,10 @@ NEVER = np.iinfo(np.int64).max
 W_KEY, W_VALUE, W_FACT, W_QUERY, W_TOPIC = 1.0, 0.7, 0.8, 0.7, 0.8
 
 
+_BLOCK = 64  # items a single env generates at a time
+_UNIFORMS = 64  # uniforms drawn at a time for the gaps between mentions
+
+
 class ItemKind(IntEnum):
     DISTRACTOR = 0
     FACT = 1
@@ -46,6 +51,15 @@ class Event(IntEnum):
     INTRO = 0
     UPDATE = 1
     RESTATE = 2
+
+
+_DISTRACTOR, _FACT, _QUERY = int(ItemKind.DISTRACTOR), int(ItemKind.FACT), int(ItemKind.QUERY)
+
+
+def _gap_scales(p: np.ndarray) -> list[float | None]:
+    """`1 / log(1 - p)` per fact, so that `1 + int(log(u) * scale)` for `u` uniform in (0, 1] is
+    geometric with success probability `p` (0 when p is 1; None when p is 0: no next mention)."""
+    return [None if x <= 0.0 else 0.0 if x >= 1.0 else 1.0 / math.log1p(-x) for x in p.tolist()]
 
 
 @dataclass
@@ -68,13 +82,13 @@ class FactStream:
         self.rng = rng
         self.task = task
         F, D, L, Q = cfg.num_facts, cfg.dim, cfg.length, cfg.num_queries
-        # Distractors, and the noise and fresh values of fact mentions, come from two generators
-        # of their own, drawn in blocks (cheaper per item than a draw each time).
+        # Random unit vectors (distractors and the fresh values of updates) and the noise of fact
+        # mentions and queries come from two generators of their own, drawn in blocks; each is
+        # consumed in item order, so what an item gets does not depend on how items are grouped
+        # into blocks.
         seed = int(rng.integers(2**63))
-        self.distractors = UnitSource(np.random.default_rng(seed), D)
-        fact_rng = np.random.default_rng([seed, 1])
-        self._noise = NoiseSource(fact_rng, D, float(cfg.noise / np.sqrt(D)))
-        self._fresh_values = UnitSource(fact_rng, D)
+        self.units = UnitSource(np.random.default_rng(seed), D)
+        self._noise = NoiseSource(np.random.default_rng([seed, 1]), D, float(cfg.noise / np.sqrt(D)))
         self.fact_dir = fixed_direction("fact", D)
         self.query_dir = fixed_direction("query", D)
 
@@ -109,11 +123,12 @@ class FactStream:
         gap = F / (1.0 - cfg.distractor_rate)
         updatable = task.updatable if task.updatable is not None else np.ones(F, bool)
         ur = np.where(updatable, cfg.update_rate, 0.0)
-        # Plain Python lists: read once per fact mention.
-        self._update_p = np.where(ur > 0, np.minimum(1.0, ur / gap), 0.0).tolist()
-        self._restate_p = np.where(ur < 1, np.minimum(1.0, (1.0 - ur) / gap), 0.0).tolist()
+        # Per fact and process, `1 / log(1 - p)` of the geometric gap to its next mention (0 when
+        # p is 1: the next item; None when p is 0: never), as plain Python numbers for the loop.
+        self._update_gap = _gap_scales(np.where(ur > 0, np.minimum(1.0, ur / gap), 0.0))
+        self._restate_gap = _gap_scales(np.where(ur < 1, np.minimum(1.0, (1.0 - ur) / gap), 0.0))
         self._has_own_value = (task.link_of < 0).tolist()
-        self._topic_of = task.topic_of.tolist()
+        self._uniforms: list[float] = []  # from `rng`, 64 at a time, for the gaps
 
         self.fact_end = L - Q if cfg.query_schedule is QuerySchedule.END else L
         span = min(self.fact_end, max(2 * F, int(np.ceil(gap))))
@@ -122,13 +137,23 @@ class FactStream:
         intro_time = np.empty(F, np.int64)
         intro_time[intro_of] = intro
         self._schedule_queries(intro_time)
-        self._query_times = self.query_positions.tolist()  # plain ints for the per-item check
+        # Plain ints for the generation loop.
+        self._query_times = self.query_positions.tolist()
+        self._query_list = self.query_facts.tolist()
+        self._answer_list = self.query_answers.tolist()
 
         self._pending: dict[int, tuple[int, Event]] = {
             int(intro_time[f]): (int(f), Event.INTRO) for f in range(F)
         }
         self._pending_times = sorted(self._pending)  # a heap of the keys of `_pending`
         self._next_fact_time = self._pending_times[0]
+        # Generation runs ahead of the episode (`block`): its own versions and query counter.
+        self._gen_version = [-1] * F
+        self._gen_query = 0
+        # The single env's items (`item`), generated `_B` at a time into a fresh block each time
+        # (an item's embedding stays valid while it is current).
+        self._B = min(_BLOCK, L)
+        self._start, self._filled = 0, 0
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -186,60 +211,169 @@ class FactStream:
 
     # ---- generation ----------------------------------------------------------------------------
 
-    def item(self, t: int):
-        """`(kind, embedding, fact, version)` of the item at position `t` (called once per t)."""
-        q = self._next_query
-        if q < len(self._query_times) and self._query_times[q] == t:
-            self._next_query += 1
-            f = int(self.query_facts[q])
-            return ItemKind.QUERY, self._query_embedding(f), f, -1
-        if t == self._next_fact_time:
-            f, event = self._pending.pop(t)
-            heapq.heappop(self._pending_times)
-            version = self._version_of[f]
-            if event is not Event.RESTATE:
-                version += 1
-                self._version_of[f] = version
-                self.version[f] = version
-                if event is Event.UPDATE and self._has_own_value[f]:
-                    self._new_value(f)
-                self.next_update[f] = self._schedule(f, t, Event.UPDATE, self._update_p[f])
-            if event is not Event.UPDATE:
-                self._schedule(f, t, Event.RESTATE, self._restate_p[f])
-            self._next_fact_time = self._pending_times[0] if self._pending_times else NEVER
-            return ItemKind.FACT, self._fact_embedding(f), f, version
-        return ItemKind.DISTRACTOR, self.distractors.draw(), -1, -1
+    def block(self, t: int, kind, emb, fact, version, answer, answer_version, asked_version,
+              next_update=None) -> None:
+        """Generate items `t, t+1, ...` (as many as `kind` is long; called for consecutive ranges)
+        into the given arrays: `kind`, `emb` ([n, D]), `fact` (-1: none), `version` (-1: none);
+        for queries the fact whose current version answers it, that version and the version of
+        the asked fact itself (multi-hop needs the bridge too), as of the query (-1 elsewhere);
+        for fact mentions that start a version the time of its next update (`next_update`,
+        optional). The state `item` and `next_use` read (`version`, `next_update`) does not move.
 
-    def _schedule(self, f: int, t: int, event: Event, p: float) -> int:
-        if p <= 0.0:
+        The schedule is a loop over fact mentions and queries (distractors are skipped over in
+        one go); the embeddings of the whole block are then made with a few array operations."""
+        n = len(kind)
+        end = t + n
+        gen = self._gen_version
+        qtimes, qfacts, qanswers = self._query_times, self._query_list, self._answer_list
+        nq = len(qtimes)
+        q = self._gen_query
+        pending, times, schedule = self._pending, self._pending_times, self._schedule
+        has_own_value, update_gap, restate_gap = (
+            self._has_own_value, self._update_gap, self._restate_gap)
+        F = len(gen)
+        ft = self._next_fact_time
+        # Per mention or query, in order: position in the block, fact, version, base row.
+        events, facts, versions, sources = [], [], [], []
+        queries, answers, answer_versions, asked_versions = [], [], [], []
+        starts, next_updates = [], []  # mentions that start a version, and its next update
+        updates, updated_facts = [], []  # position and fact of each fresh value
+        row_of: dict[int, int] = {}  # fact -> base row of a value updated in this block
+        while True:
+            qt = qtimes[q] if q < nq else NEVER
+            p = qt if qt < ft else ft
+            if p >= end:
+                break
+            j = p - t
+            events.append(j)
+            if p == qt:
+                f, a = qfacts[q], qanswers[q]
+                q += 1
+                facts.append(f)
+                versions.append(-1)
+                sources.append(F + f)
+                queries.append(j)
+                answers.append(a)
+                answer_versions.append(gen[a])
+                asked_versions.append(gen[f])
+                continue
+            f, event = pending.pop(p)
+            heapq.heappop(times)
+            v = gen[f]
+            if event is not Event.RESTATE:
+                v += 1
+                gen[f] = v
+                if event is Event.UPDATE and has_own_value[f]:
+                    row_of[f] = 2 * F + len(updates)
+                    updates.append(j)
+                    updated_facts.append(f)
+                starts.append(j)
+                next_updates.append(schedule(f, p, Event.UPDATE, update_gap[f]))
+            if event is not Event.UPDATE:
+                schedule(f, p, Event.RESTATE, restate_gap[f])
+            ft = times[0] if times else NEVER
+            facts.append(f)
+            versions.append(v)
+            sources.append(row_of.get(f, f))
+        self._gen_query = q
+        self._next_fact_time = ft
+
+        kind[:] = _DISTRACTOR
+        fact[:] = -1
+        version[:] = -1
+        answer[:] = -1
+        answer_version[:] = -1
+        asked_version[:] = -1
+        if events:
+            kind[events] = _FACT
+            fact[events] = facts
+            version[events] = versions
+        if queries:
+            kind[queries] = _QUERY
+            answer[queries] = answers
+            answer_version[queries] = answer_versions
+            asked_version[queries] = asked_versions
+        if next_update is not None and starts:
+            next_update[starts] = next_updates
+        # Unit vectors in item order: distractors, and the fresh value of each update.
+        need = kind == _DISTRACTOR
+        if updates:
+            need[updates] = True
+        at = np.flatnonzero(need)
+        units = self.units.take(len(at))
+        emb[at] = units
+        if not events:
+            return
+        table = [self._fact_base, self._query_base]
+        if updates:
+            values = units[np.searchsorted(at, updates)]
+            fs = np.array(updated_facts)
+            base = W_VALUE * values
+            base += self._key_part[fs]
+            base += self._fact_part
+            topic = self.task.topic_of[fs]
+            topical = topic >= 0
+            if topical.any():
+                base[topical] += self._topic_part[topic[topical]]
+            table.append(base)
+        x = self._noise.take(len(events))
+        x += np.concatenate(table)[sources]
+        if updates:
+            # The last value of each updated fact is its value from now on.
+            last = list({f: u for u, f in enumerate(updated_facts)}.items())
+            f_last, u_last = np.array(last).T
+            self.values[f_last] = values[u_last]
+            self._fact_base[f_last] = base[u_last]
+        x /= np.maximum(np.sqrt(np.add.reduce(x * x, axis=1)), 1e-12)[:, None]
+        emb[events] = x
+
+    def _schedule(self, f: int, t: int, event: Event, scale: float | None) -> int:
+        """Book the next `event` of fact `f` a geometric gap after `t` (moved on past taken
+        positions); returns its time, or NEVER."""
+        if scale is None:
             return NEVER
-        nt = t + int(self.rng.geometric(p))
-        while nt in self._pending or nt in self._query_set:
+        u = self._uniforms
+        if not u:
+            u.extend((1.0 - self.rng.random(_UNIFORMS)).tolist()[::-1])  # in (0, 1], popped
+        nt = t + 1 + int(math.log(u.pop()) * scale)
+        pending, queries = self._pending, self._query_set
+        while nt in pending or nt in queries:
             nt += 1
         if nt >= self.fact_end:
             return NEVER
-        self._pending[nt] = (f, event)
+        pending[nt] = (f, event)
         heapq.heappush(self._pending_times, nt)
         return nt
 
-    def _new_value(self, f: int) -> None:
-        """An update: a fresh value, and the fact's fixed part redone (in the order of the sums
-        at reset, so it is the same number)."""
-        value = self._fresh_values.draw()
-        self.values[f] = value
-        base = W_VALUE * value
-        base += self._key_part[f]
-        base += self._fact_part
-        topic = self._topic_of[f]
-        if topic >= 0:
-            base += self._topic_part[topic]
-        self._fact_base[f] = base
+    def item(self, t: int):
+        """`(kind, embedding, fact, version)` of the item at position `t` (called once per t, in
+        order), moving the current state (`version`, `next_update`, the query counter) to it."""
+        j = t - self._start
+        if j >= self._filled:
+            self._fill(t)
+            j = 0
+        k, f, v = self._kinds[j], self._facts[j], self._versions[j]
+        if k == _QUERY:
+            self._next_query += 1
+            return ItemKind.QUERY, self._emb[j], f, -1
+        if k == _FACT:
+            if v != self._version_of[f]:
+                self._version_of[f] = v
+                self.version[f] = v
+                self.next_update[f] = self._next_updates[j]
+            return ItemKind.FACT, self._emb[j], f, v
+        return ItemKind.DISTRACTOR, self._emb[j], -1, -1
 
-    def _fact_embedding(self, f: int) -> np.ndarray:
-        return unit_vector(self._noise.draw() + self._fact_base[f])
-
-    def _query_embedding(self, f: int) -> np.ndarray:
-        return unit_vector(self._noise.draw() + self._query_base[f])
+    def _fill(self, t: int) -> None:
+        n = min(self._B, self.cfg.length - t)
+        kind = np.empty(n, np.int8)
+        emb = np.empty((n, self.cfg.dim), np.float32)
+        fact, version, nu = (np.empty(n, np.int64) for _ in range(3))
+        scratch = np.empty((3, n), np.int64)
+        self.block(t, kind, emb, fact, version, *scratch, next_update=nu)
+        self._kinds, self._facts, self._versions = kind.tolist(), fact.tolist(), version.tolist()
+        self._next_updates, self._emb = nu.tolist(), emb
+        self._start, self._filled = t, n
 
     # ---- the future, for oracles ---------------------------------------------------------------
 
