@@ -193,8 +193,10 @@ class EmbodiedMemoryEnv(gym.Env):
         self.new_episode(seed)
         return self._observation(), {}
 
-    def new_episode(self, seed: int | None = None) -> None:
-        """`reset` without building the observation (a vector env copies the episode instead)."""
+    def new_episode(self, seed: int | None = None, observe: bool = True) -> None:
+        """`reset` without building the observation (a vector env copies the episode instead).
+        With `observe=False` only the world and its draws are made: the memory and the first
+        observation are left to the caller (a vector env does them for all its resets at once)."""
         super().reset(seed=seed)
         self._generate()
         backdrop = random_units(self.np_random, 1, self.config.dim)
@@ -204,6 +206,8 @@ class EmbodiedMemoryEnv(gym.Env):
         assert self.num_entities <= self.max_entities()
         d = self.config.dim
         self.noise = self.np_random.standard_normal((NOISE_BANK, d)) * (self.config.noise / np.sqrt(d))
+        if not observe:
+            return
         self.memory.reset(ROW, self.num_queries)
         self.t = 0
         self.visited = np.zeros(self.num_entities, bool)
