@@ -128,6 +128,10 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self.mask = np.zeros((N, A), np.int8)
         self.mask[:, 0] = 1
         self._prev_mask = self.mask.copy()
+        # Scratch of the per-step dense columns (`_item_columns`).
+        self._sim = np.zeros((N, K, 1), np.float32)
+        self._age_index = np.zeros((N, K, 2), np.int64)
+        self._age_out = np.zeros((N, K, 2), np.float32)
 
     # ---- reset ---------------------------------------------------------------------------------
 
@@ -228,9 +232,14 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         ended = self.t[advance] >= self.L
         done, going = advance[ended], advance[~ended]
         if len(going):
-            self._begin_item(going)
+            self._begin_item(going, columns=False)
+        # Similarity to the item and ages change in every row that advanced; recomputing them in
+        # every row (one batched matmul, one table lookup) is cheaper than gathering those rows,
+        # and gives the rows that did not advance what they already hold (EVICT zeroed a slot's
+        # embedding and references with its row; RETRIEVE set its time since use to 0).
+        self._item_columns()
         self._prev_mask, self.mask = self.mask, self._prev_mask
-        self._update_mask(self.rows)  # the ended rows again after their reset, below
+        self._update_mask()  # the ended rows again after their reset, below
         terminated = np.zeros(N, bool)
         info: dict[str, Any] = {}
         if len(done):
@@ -335,8 +344,9 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         c["wrong"][rows] += valid & ~right_fact
         return np.where(correct, 1.0 / self.config.num_queries, 0.0)
 
-    def _begin_item(self, rows) -> None:
-        """Make the item at `t` current in each of `rows` (as the single env's `_begin_item`)."""
+    def _begin_item(self, rows, columns: bool = True) -> None:
+        """Make the item at `t` current in each of `rows` (as the single env's `_begin_item`);
+        `columns=False` leaves the slots' similarity to the item and ages to `_item_columns`."""
         D, blocks = self.D, self.blocks
         j = self.t[rows] - blocks.start[rows]
         spent = j >= blocks.filled[rows]
@@ -391,12 +401,27 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         item[rows, D + _IS_QUERY] = is_query
         item[rows, :D] = emb
         item[rows, D + _PROGRESS] = self.t[rows] / self.L
-        slots[rows, :, D + SIM_ITEM] = _mv(self.emb[rows], emb)
         asked = self.num_queries_seen[rows] > 0
         if asked.any():
             r = rows[asked]
             item[r, D + _SIM_QUERIES] = _vv(emb[asked], self.queries[r])
-        slots[rows, :, D + AGE : D + SINCE_USED + 1] = self._ages(rows)
+        if columns:
+            slots[rows, :, D + SIM_ITEM] = _mv(self.emb[rows], emb)
+            slots[rows, :, D + AGE : D + SINCE_USED + 1] = self._ages(rows)
+
+    def _item_columns(self) -> None:
+        """The slots' similarity to the item and ages, in every env."""
+        D, slots = self.D, self.ob_slots
+        np.matmul(self.emb, self.item[:, :, None], out=self._sim)
+        slots[:, :, D + SIM_ITEM] = self._sim[:, :, 0]
+        if self.t.max() <= _MAX_AGE:
+            # `_LOG_AGE[_MAX_AGE - t + ref]`, an empty slot's huge reference clipped to the last
+            # entry (0), as `MemoryBank.ages` reads it.
+            np.subtract(self.age_ref, (self.t - _MAX_AGE)[:, None, None], out=self._age_index)
+            _LOG_AGE.take(self._age_index, mode="clip", out=self._age_out)
+            slots[:, :, D + AGE : D + SINCE_USED + 1] = self._age_out
+        else:
+            slots[:, :, D + AGE : D + SINCE_USED + 1] = self._ages(self.rows)
 
     def _needed(self, rows, facts, versions) -> None:
         """Lost items: a query needs this version of this fact and no slot holds it."""
@@ -418,15 +443,21 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
             return _LOG_AGE[_MAX_AGE - t + np.minimum(np.maximum(ref, 0), t)]
         return (np.log1p(np.maximum(t - ref, 0)) * _LOG_SCALE).astype(np.float32)
 
-    def _update_mask(self, rows) -> None:
-        K, mask = self.K, self.mask
-        occ = self.occupied[rows]
-        writable = (self.kind[rows] != _QUERY)[:, None]
-        inner_ok = (self.inner[rows] < self.config.max_inner_ops)[:, None]
-        mask[rows, 1 : 1 + K] = ~occ & writable
-        mask[rows, 1 + K : 1 + 2 * K] = occ & writable
-        mask[rows, 1 + 2 * K : 1 + 3 * K] = occ & inner_ok
-        mask[rows, 1 + 3 * K : 1 + 4 * K] = occ & inner_ok
+    def _update_mask(self, rows=None) -> None:
+        """The mask of `rows` (default: every env, with slices rather than a gather)."""
+        K = self.K
+        r = slice(None) if rows is None else rows
+        occ = self.occupied[r]
+        writable = (self.kind[r] != _QUERY)[:, None]
+        inner_ok = (self.inner[r] < self.config.max_inner_ops)[:, None]
+        mask = self.mask if rows is None else np.empty((len(rows), 1 + 4 * K), np.int8)
+        mask[:, 0] = 1
+        np.logical_and(~occ, writable, out=mask[:, 1 : 1 + K], casting="unsafe")
+        np.logical_and(occ, writable, out=mask[:, 1 + K : 1 + 2 * K], casting="unsafe")
+        np.logical_and(occ, inner_ok, out=mask[:, 1 + 2 * K : 1 + 3 * K], casting="unsafe")
+        mask[:, 1 + 3 * K : 1 + 4 * K] = mask[:, 1 + 2 * K : 1 + 3 * K]
+        if rows is not None:
+            self.mask[rows] = mask
 
     # ---- whole observations (reset, episode end) -----------------------------------------------
 
