@@ -34,6 +34,26 @@ def random_units(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return unit(rng.standard_normal((n, dim)))
 
 
+def gaussians(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """`[n, dim]` standard normal float32 numbers by the Box-Muller transform of float32
+    uniforms: about twice as fast as `rng.standard_normal` here, and the per-item cost of a
+    stream is mostly these draws. (Float32 uniforms cut the tails at ~5.8 sigma, a probability
+    of ~1e-8 per number.)"""
+    h = (n * dim + 1) // 2
+    u = rng.random((2, h), dtype=np.float32)
+    radius = np.log1p(-u[0])  # log of a uniform in (0, 1]
+    radius *= -2.0
+    np.sqrt(radius, out=radius)
+    angle = u[1]
+    angle *= np.float32(2.0 * np.pi)
+    out = np.empty(2 * h, np.float32)
+    np.cos(angle, out=out[:h])
+    np.sin(angle, out=out[h:])
+    out[:h] *= radius
+    out[h:] *= radius
+    return out[: n * dim].reshape(n, dim)
+
+
 def fixed_direction(name: str, dim: int) -> np.ndarray:
     """A unit vector that depends only on ``name`` and ``dim`` (same in every episode)."""
     return _fixed_direction(name, dim).copy()
@@ -62,7 +82,7 @@ class UnitSource:
         self._next = 0
 
     def _fill(self) -> np.ndarray:
-        return random_units(self._rng, self._block, self._dim)
+        return unit(gaussians(self._rng, self._block, self._dim))
 
     def draw(self) -> np.ndarray:
         if self._next == len(self._buffer):
@@ -92,16 +112,16 @@ class UnitSource:
 
 
 class NoiseSource(UnitSource):
-    """Isotropic Gaussian noise vectors (float64, std `scale` per coordinate), in blocks."""
-
-    dtype = np.float64
+    """Isotropic Gaussian noise vectors (float32, std `scale` per coordinate), in blocks."""
 
     def __init__(self, rng: np.random.Generator, dim: int, scale: float, block: int = 64):
         super().__init__(rng, dim, block)
         self._scale = scale
 
     def _fill(self) -> np.ndarray:
-        return self._rng.normal(0.0, self._scale, (self._block, self._dim))
+        noise = gaussians(self._rng, self._block, self._dim)
+        noise *= np.float32(self._scale)
+        return noise
 
 
 DistractorSource = UnitSource  # the name the stream used first
