@@ -91,6 +91,11 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         V, Wp = 2 * w.radius + 1, w._cells.shape[1]
         self._offsets = (np.arange(V)[:, None] * Wp + np.arange(V)).reshape(-1)
         self._windows = np.full((N, V * V), NO_ENTITY, np.int64)
+        self._window_index = np.zeros((N, V * V), np.int64)
+        # The map's cells in the view from each corner (the map is the same in every episode).
+        corners = np.arange(self.cells.size - (V - 1) * Wp - (V - 1))
+        self._cell_views = np.take(self.cells.reshape(-1), corners[:, None] + self._offsets,
+                                   mode="clip").astype(np.int8)
         self.where = np.full((N, F, 2), -1, np.int64)
         self.pos = np.zeros((N, 2), np.int64)
         self.t = np.zeros(N, np.int64)
@@ -130,7 +135,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
             self._import(i)
         self.t[rows] = 0
         self.memory.reset(rows, self.num_queries[rows])
-        self._refresh_windows()
+        self._refresh_windows(rows)
         self._begin_step(rows)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
@@ -229,10 +234,18 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         since the padding is the view radius."""
         return self.pos[:, 0] * self.cells.shape[1] + self.pos[:, 1]
 
-    def _refresh_windows(self) -> None:
-        """The entity ids in every env's view, `(N, (2r+1)^2)` row-major: after anything moved."""
-        base = self.rows * self.cells.size + self._corners()
-        np.take(self.entity.reshape(-1), base[:, None] + self._offsets, out=self._windows)
+    def _refresh_windows(self, rows=None) -> None:
+        """The entity ids in the view of every env (or of `rows`), `(N, (2r+1)^2)` row-major:
+        after anything moved."""
+        if rows is None:
+            base = self.rows * self.cells.size + self._corners()
+            np.add(base[:, None], self._offsets, out=self._window_index)
+            # Every index is in range (the padding is the view radius); "clip" spares `take`
+            # the buffered copy it makes under the default "raise".
+            np.take(self.entity.reshape(-1), self._window_index, out=self._windows, mode="clip")
+        else:
+            base = rows * self.cells.size + self._corners()[rows]
+            self._windows[rows] = np.take(self.entity.reshape(-1), base[:, None] + self._offsets)
 
     def _attend(self, rows):
         """The nearest entity in view (row-major on ties), else the backdrop at `(-1, -1)`."""
@@ -288,9 +301,9 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         r = slice(None) if len(rows) == self.num_envs else rows
         obs = mem.observation(self.t[r] / self.horizon, None if len(rows) == self.num_envs else rows)
         V, M = 2 * self.radius + 1, len(rows)
-        cells = np.take(self.cells.reshape(-1), self._corners()[r, None] + self._offsets)
-        view = cells + _NUM_CELLS * (self._windows[r] != NO_ENTITY)
-        obs["view"] = view.reshape(M, V, V).astype(np.int8)
+        view = self._cell_views[self._corners()[r]]  # a new array
+        view += (self._windows[r] != NO_ENTITY) * np.int8(_NUM_CELLS)
+        obs["view"] = view.reshape(M, V, V)
         obs["pose"] = (self.pos[r] / self._scale).astype(np.float32)
         item_pos = np.empty((M, 3), np.float32)
         item_pos[:, :2] = mem.where[r]
