@@ -75,7 +75,8 @@ class TaskStructure:
 
 
 class FactStream:
-    """Generates one episode item by item. All randomness comes from the generator passed in."""
+    """Generates one episode, a block of items at a time (`block`; a single env reads them one by
+    one through `item`). All randomness comes from the generator passed in."""
 
     def __init__(self, cfg: StreamConfig, rng: np.random.Generator, task: TaskStructure):
         self.cfg = cfg
