@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from memgym.trainers.advantages import gae, group_advantages
+from memgym.trainers.advantages import gae, group_advantages, group_to_go_advantages
 
 
 def test_gae_single_episode_ending_in_the_rollout():
@@ -53,3 +53,47 @@ def test_group_advantages_by_hand():
 def test_group_advantages_rejects_a_ragged_batch():
     with pytest.raises(ValueError):
         group_advantages(np.zeros(6), group_size=4)
+
+
+def test_group_to_go_advantages_by_hand():
+    # One group of two envs on the same stream of three positions (0, 1, 2). Env 0 spends two
+    # steps on position 1 (an inner op, then the advancing step). Rewards arrive at t=1 for env 1
+    # (position 1) and at the last step of each.
+    #   env 0: positions 0 1 1 2, rewards 0 0 1 1  -> to-go 2 2 2 1
+    #   env 1: positions 0 1 2 -, rewards 0 1 0 -  -> to-go 1 1 0 (t=3 invalid)
+    position = np.array([[0, 0], [1, 1], [1, 2], [2, 0]], np.float32)
+    rewards = np.array([[0, 0], [0, 1], [1, 0], [1, 0]], np.float32)
+    valid = np.array([[1, 1], [1, 1], [1, 1], [1, 0]], bool)
+    adv = group_to_go_advantages(rewards, valid, position, group_size=2)
+    # position 0: first to-go 2 vs 1 -> mean 1.5, std 0.5 -> +1 / -1
+    # position 1: 2 vs 1 -> +1 / -1 (env 0's second step there: to-go 2 -> +1)
+    # position 2: 1 vs 0 -> +1 / -1
+    np.testing.assert_allclose(adv, [[1, -1], [1, -1], [1, -1], [1, 0]], atol=1e-6)
+
+
+def test_group_to_go_advantages_ignore_earlier_rewards_and_lone_positions():
+    # Both members earned 1 at position 0 and nothing after: no credit for what came before.
+    # A position only one member reached (env 0, position 2) gives 0.
+    position = np.array([[0, 0], [1, 1], [2, 1]], np.float32)
+    rewards = np.array([[1, 1], [0, 0], [0, 0]], np.float32)
+    valid = np.array([[1, 1], [1, 1], [1, 0]], bool)
+    adv = group_to_go_advantages(rewards, valid, position, group_size=2)
+    np.testing.assert_allclose(adv, np.zeros((3, 2)), atol=1e-6)
+    with pytest.raises(ValueError):
+        group_to_go_advantages(rewards, valid, position, group_size=4)
+
+
+def test_gae_discounts_only_steps_that_advance_the_clock():
+    # Three steps of one episode; step 1 is a memory op on the same item (no advance).
+    # gamma=0.5, lambda=1, values 0, reward 1 at the end:
+    #   t=2 (advance): A = 1
+    #   t=1 (no advance): A = 0 + 1.0 * A2 = 1        (per-step discounting would give 0.5)
+    #   t=0 (advance): A = 0 + 0.5 * A1 = 0.5         (per-step: 0.25)
+    rewards = np.array([[0.0], [0.0], [1.0]], np.float32)
+    values = np.zeros((3, 1), np.float32)
+    dones = np.array([[0.0], [0.0], [1.0]], np.float32)
+    advanced = np.array([[1], [0], [1]], bool)
+    adv, _ = gae(rewards, values, dones, np.zeros(1, np.float32), 0.5, 1.0, advanced)
+    np.testing.assert_allclose(adv[:, 0], [0.5, 1.0, 1.0], atol=1e-6)
+    per_step, _ = gae(rewards, values, dones, np.zeros(1, np.float32), 0.5, 1.0)
+    np.testing.assert_allclose(per_step[:, 0], [0.25, 0.5, 1.0], atol=1e-6)

@@ -21,6 +21,16 @@ from memgym.envs.config import ConfigError, nearest
 from memgym.policies.networks import Architecture
 
 
+class GrpoCredit(str, Enum):
+    EPISODE = "episode"  # (R - group mean) / group std, the same for every step of an episode
+    TO_GO = "to_go"  # reward-to-go against the group at the same stream position
+
+
+class DiscountClock(str, Enum):
+    STEP = "step"  # discount every action
+    ADVANCE = "advance"  # discount only actions that advance the task (an item, a world move)
+
+
 class Algo(str, Enum):
     PPO = "ppo"
     GRPO = "grpo"
@@ -59,6 +69,10 @@ class TrainConfig:
     """Discount (answers can come hundreds of steps after the write that made them possible)."""
     gae_lambda: float = 0.99
     """GAE lambda (PPO)."""
+    discount_clock: DiscountClock = DiscountClock.STEP
+    """PPO: `advance` applies gamma and lambda only on actions that move the task on (the next
+    stream item, a world move), so memory ops on one item do not shorten the credit horizon;
+    `step` discounts every action (as SB3 does)."""
     clip: float = 0.2
     """PPO ratio clip."""
     epochs: int = 4
@@ -72,6 +86,10 @@ class TrainConfig:
     advantages are normalised: at 0.5 the shared trunk barely trains the critic."""
     max_grad_norm: float = 0.5
     """Gradient clipping."""
+    grpo_credit: GrpoCredit = GrpoCredit.EPISODE
+    """GRPO: `episode` broadcasts the episode's group-relative return to all its steps; `to_go`
+    judges each step by the reward still to come against its group at the same stream position
+    (`trainers/advantages.py`), so a decision is not credited with earlier answers."""
     kl_coef: float = 0.0
     """GRPO: weight of the KL penalty to the frozen initial policy (0: none)."""
     num_workers: int = 0
@@ -90,6 +108,8 @@ class TrainConfig:
     def __post_init__(self):
         self.algo = _enum(Algo, self.algo, "algo")
         self.policy = _enum(Architecture, self.policy, "policy")
+        self.grpo_credit = _enum(GrpoCredit, self.grpo_credit, "grpo_credit")
+        self.discount_clock = _enum(DiscountClock, self.discount_clock, "discount_clock")
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _field_types()[f.name])
         positive = ("hidden", "total_steps", "num_envs", "rollout_steps", "group_size", "epochs",

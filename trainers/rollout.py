@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from memgym.policies.networks import build_network
+from memgym.envs.streaming import ITEM_FEATURES, NUM_ITEM_FEATURES
+from memgym.policies.networks import CORE_KEYS, build_network, extra_keys
 
-from .advantages import gae, group_advantages
-from .config import TrainConfig
+from .advantages import gae, group_advantages, group_to_go_advantages
+from .config import DiscountClock, GrpoCredit, TrainConfig
 from .vector import make_vector_env
 
-from memgym.policies.networks import CORE_KEYS, extra_keys
+# `progress` counted from the end of `item` (its features follow the D embedding columns).
+PROGRESS_COLUMN = ITEM_FEATURES.index("progress") - NUM_ITEM_FEATURES
 
 
 @dataclass
@@ -77,6 +79,7 @@ class RolloutWorker:
         self.buf_rewards = np.zeros((T, N), np.float32)
         self.buf_dones = np.zeros((T, N), np.float32)
         self.buf_starts = np.zeros((T, N), bool)
+        self.buf_advanced = np.zeros((T, N), bool)
 
     def _grpo_bound(self) -> int:
         envs = getattr(self.env, "envs", None)
@@ -137,7 +140,9 @@ class RolloutWorker:
         return {k: np.stack([o[k] for o in observations]) for k in self.obs_keys}
 
     def _step(self, t: int, action, episodes: list, counted: np.ndarray | None = None) -> None:
+        before = self.obs["item"][:, PROGRESS_COLUMN].copy()
         obs, reward, terminated, truncated, info = self.env.step(action)
+        self.buf_advanced[t] = obs["item"][:, PROGRESS_COLUMN] != before
         done = terminated | truncated
         reward = reward.astype(np.float32)
         if truncated.any():  # a time-out is not a failure: bootstrap from the final observation
@@ -161,8 +166,9 @@ class RolloutWorker:
             self._record(t, action, logp, value)
             self._step(t, action, episodes)
         last_values = self._value(self.obs)
+        advanced = self.buf_advanced if self.cfg.discount_clock is DiscountClock.ADVANCE else None
         adv, ret = gae(self.buf_rewards, self.buf_values, self.buf_dones, last_values,
-                       self.cfg.gamma, self.cfg.gae_lambda)
+                       self.cfg.gamma, self.cfg.gae_lambda, advanced)
         return Rollout(
             obs={k: v.copy() for k, v in self.buf_obs.items()}, actions=self.buf_actions.copy(),
             logprobs=self.buf_logprobs.copy(), advantages=adv, returns=ret,
@@ -197,9 +203,15 @@ class RolloutWorker:
             returns[ended] = (before + self.buf_rewards[t])[ended]
             running &= ~ended
             t += 1
-        adv = group_advantages(returns, G)
         zero_std = float(np.mean(returns.reshape(-1, G).std(axis=1) < 1e-9))
-        advantages = np.where(valid[:t], adv[None, :], 0.0).astype(np.float32)
+        if self.cfg.grpo_credit is GrpoCredit.TO_GO:
+            # The item's `progress` is the same for every member of a group at the same point
+            # of their (shared) stream: the position the step-level baseline groups by.
+            position = self.buf_obs["item"][:t, :, PROGRESS_COLUMN]
+            advantages = group_to_go_advantages(self.buf_rewards[:t], valid[:t], position, G)
+        else:
+            adv = group_advantages(returns, G)
+            advantages = np.where(valid[:t], adv[None, :], 0.0).astype(np.float32)
         return Rollout(
             obs={k: v[:t].copy() for k, v in self.buf_obs.items()},
             actions=self.buf_actions[:t].copy(), logprobs=self.buf_logprobs[:t].copy(),
