@@ -37,6 +37,7 @@ def mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
 
 
 CORE_KEYS = ("item", "slots", "recall", "action_mask")
+PRIVILEGED = "privileged"  # optional batch entry only the value head reads (asymmetric critic)
 
 
 def obs_to_torch(obs: dict, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -47,6 +48,18 @@ def extra_keys(observation_space) -> list[str]:
     """Observation entries beyond the memory contract (e.g. an embodied task's `view`): they are
     flattened into the item encoder's input."""
     return sorted(k for k in observation_space.spaces if k not in CORE_KEYS)
+
+
+def value_input(obs: dict[str, torch.Tensor], pooled: torch.Tensor, width: int) -> torch.Tensor:
+    """The value head's input: the policy's pooled features, plus the hidden-state features of an
+    asymmetric critic when the net has them (zeros where a batch has none, e.g. at evaluation,
+    where the value is not used). The policy logits never see them."""
+    if not width:
+        return pooled
+    extra = obs.get(PRIVILEGED)
+    if extra is None:
+        extra = pooled.new_zeros(pooled.shape[0], width)
+    return torch.cat([pooled, extra], -1)
 
 
 def item_input(obs: dict[str, torch.Tensor], extras: list[str]) -> torch.Tensor:
@@ -62,11 +75,13 @@ class SlotAttentionNet(nn.Module):
 
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, hidden: int = 64,
                  heads: int = 4, recurrent: bool = False, attention: bool = True,
-                 extras: tuple[list[str], int] = ([], 0), world_actions: int = 1):
+                 extras: tuple[list[str], int] = ([], 0), world_actions: int = 1,
+                 privileged_dim: int = 0):
         super().__init__()
         self.extras, extra_dim = extras
         item_dim += extra_dim
         self.hidden = hidden
+        self.privileged_dim = privileged_dim
         self.recurrent = recurrent
         self.item_net = mlp(item_dim + recall_dim, hidden, hidden)
         self.slot_net = mlp(slot_dim, hidden, hidden)
@@ -80,7 +95,11 @@ class SlotAttentionNet(nn.Module):
         self.op_head = mlp(2 * hidden, hidden, NUM_SLOT_OPS)
         # SKIP plus any world actions (an embodied task's moves) are scored from the pooled context.
         self.world_head = mlp(3 * hidden, hidden, world_actions)
-        self.value_head = mlp(3 * hidden, hidden, 1)
+        self.value_head = mlp(3 * hidden + privileged_dim, hidden, 1)
+        import os  # EXPERIMENT
+        b = [float(x) for x in os.environ.get("OP_BIAS", "0,0,0,0").split(",")]
+        with torch.no_grad():
+            self.op_head[-1].bias.copy_(torch.tensor(b))
 
     def initial_state(self, n: int) -> torch.Tensor:
         return torch.zeros(n, self.hidden)
@@ -105,7 +124,8 @@ class SlotAttentionNet(nn.Module):
         # (N, K, 4) -> (N, 4, K) -> (N, 4K): one block of K per op, as the action codec lays out.
         logits = torch.cat([self.world_head(pooled), per_slot.transpose(1, 2).reshape(n, -1)], -1)
         logits = logits.masked_fill(~obs["action_mask"].bool(), MASKED)
-        return logits, self.value_head(pooled).squeeze(-1), state
+        value = self.value_head(value_input(obs, pooled, self.privileged_dim))
+        return logits, value.squeeze(-1), state
 
 
 class MLPNet(nn.Module):
@@ -115,13 +135,14 @@ class MLPNet(nn.Module):
 
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, capacity: int,
                  hidden: int = 64, extras: tuple[list[str], int] = ([], 0),
-                 world_actions: int = 1):
+                 world_actions: int = 1, privileged_dim: int = 0):
         super().__init__()
         self.extras, extra_dim = extras
+        self.privileged_dim = privileged_dim
         inp = item_dim + extra_dim + recall_dim + capacity * slot_dim
         self.body = mlp(inp, hidden, hidden, layers=2)
         self.policy_head = nn.Linear(hidden, world_actions + NUM_SLOT_OPS * capacity)
-        self.value_head = nn.Linear(hidden, 1)
+        self.value_head = nn.Linear(hidden + privileged_dim, 1)
 
     def initial_state(self, n: int):
         return None
@@ -130,11 +151,13 @@ class MLPNet(nn.Module):
         x = torch.cat([item_input(obs, self.extras), obs["slots"].flatten(1)], -1)
         h = torch.tanh(self.body(x))
         logits = self.policy_head(h).masked_fill(~obs["action_mask"].bool(), MASKED)
-        return logits, self.value_head(h).squeeze(-1), state
+        return logits, self.value_head(value_input(obs, h, self.privileged_dim)).squeeze(-1), state
 
 
-def build_network(arch: Architecture | str, observation_space, hidden: int = 64) -> nn.Module:
-    """Build a network sized from a streaming env's observation space."""
+def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
+                  privileged_dim: int = 0) -> nn.Module:
+    """Build a network sized from a streaming env's observation space; `privileged_dim > 0`
+    gives its value head that many hidden-state features (an asymmetric critic)."""
     arch = Architecture(arch)
     item_dim = observation_space["item"].shape[-1]
     capacity, slot_dim = observation_space["slots"].shape[-2:]
@@ -144,8 +167,8 @@ def build_network(arch: Architecture | str, observation_space, hidden: int = 64)
     world = observation_space["action_mask"].n - NUM_SLOT_OPS * capacity
     if arch is Architecture.MLP:
         return MLPNet(item_dim, slot_dim, recall_dim, capacity, hidden, extras=extras,
-                      world_actions=world)
+                      world_actions=world, privileged_dim=privileged_dim)
     return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden, extras=extras,
-                            world_actions=world,
+                            world_actions=world, privileged_dim=privileged_dim,
                             recurrent=arch is Architecture.RECURRENT,
                             attention=arch is Architecture.SLOT_ATTENTION)

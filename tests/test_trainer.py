@@ -22,9 +22,14 @@ def _params(net):
     return torch.cat([p.detach().flatten().clone() for p in net.parameters()])
 
 
-@pytest.mark.parametrize("algo", ["ppo", "grpo"])
-def test_one_iteration_changes_every_layer(tmp_path, algo):
-    cfg = load_config(None, {**TINY, "algo": algo, "group_size": 4})
+@pytest.mark.parametrize("algo, options", [
+    ("ppo", {}),
+    ("ppo", {"critic": "privileged", "discount_clock": "advance"}),
+    ("grpo", {}),
+    ("grpo", {"grpo_credit": "to_go"}),
+])
+def test_one_iteration_changes_every_layer(tmp_path, algo, options):
+    cfg = load_config(None, {**TINY, "algo": algo, "group_size": 4, **options})
     trainer = Trainer(cfg, tmp_path / "run")
     before = {n: p.detach().clone() for n, p in trainer.net.named_parameters()}
     trainer.train(max_iterations=1, progress=False)
@@ -37,8 +42,9 @@ def test_one_iteration_changes_every_layer(tmp_path, algo):
         assert unchanged == []
 
 
-def test_resume_reproduces_the_uninterrupted_run(tmp_path):
-    cfg = load_config(None, TINY)
+@pytest.mark.parametrize("options", [{}, {"critic": "privileged", "discount_clock": "advance"}])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, options):
+    cfg = load_config(None, {**TINY, **options})
     straight = Trainer(cfg, tmp_path / "a")
     straight.train(max_iterations=4, progress=False)
     straight.close()
@@ -56,6 +62,12 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     last_b = json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])
     for key in ("step", "train/return", "loss/policy_loss", "loss/entropy", "eval/accuracy"):
         assert last_a[key] == last_b[key], key
+
+
+def test_a_privileged_critic_needs_an_env_that_has_one(tmp_path):
+    cfg = load_config(None, {**TINY, "env": "memgym/ObjectRecall-Easy-v0", "critic": "privileged"})
+    with pytest.raises(ConfigError, match="set critic=observation"):
+        Trainer(cfg, tmp_path / "run")
 
 
 def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path):
@@ -97,6 +109,9 @@ def test_tensorboard_events_read_back(tmp_path):
         ({"num_envs": 8, "rollout_steps": 3, "minibatches": 5}, "not divisible by"),
         ({"lr": "fast"}, "lr must be float"),
         ({"num_workers": -1}, "num_workers"),
+        ({"algo": "grpo", "critic": "privileged"}, "critic=privileged is for algo=ppo"),
+        ({"grpo_credit": "togo"}, "did you mean 'to_go'"),
+        ({"discount_clock": "item"}, "discount_clock"),
     ],
 )
 def test_config_errors_name_the_key(overrides, fragment):

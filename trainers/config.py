@@ -26,6 +26,11 @@ class GrpoCredit(str, Enum):
     TO_GO = "to_go"  # reward-to-go against the group at the same stream position
 
 
+class Critic(str, Enum):
+    OBSERVATION = "observation"  # the value head sees what the policy sees
+    PRIVILEGED = "privileged"  # ... plus hidden-state features of the memory (asymmetric critic)
+
+
 class DiscountClock(str, Enum):
     STEP = "step"  # discount every action
     ADVANCE = "advance"  # discount only actions that advance the task (an item, a world move)
@@ -69,6 +74,11 @@ class TrainConfig:
     """Discount (answers can come hundreds of steps after the write that made them possible)."""
     gae_lambda: float = 0.99
     """GAE lambda (PPO)."""
+    critic: Critic = Critic.OBSERVATION
+    """PPO: `privileged` gives the value head hidden-state features of the memory (which slots
+    hold the latest version of a fact, a stale one or a distractor; whether the item is a fact
+    already held: `envs/privileged.py`), an asymmetric critic. The policy still sees only the
+    observation, so it transfers unchanged; the advantages get far less noisy. Streaming tasks."""
     discount_clock: DiscountClock = DiscountClock.STEP
     """PPO: `advance` applies gamma and lambda only on actions that move the task on (the next
     stream item, a world move), so memory ops on one item do not shorten the credit horizon;
@@ -110,6 +120,7 @@ class TrainConfig:
         self.policy = _enum(Architecture, self.policy, "policy")
         self.grpo_credit = _enum(GrpoCredit, self.grpo_credit, "grpo_credit")
         self.discount_clock = _enum(DiscountClock, self.discount_clock, "discount_clock")
+        self.critic = _enum(Critic, self.critic, "critic")
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _field_types()[f.name])
         positive = ("hidden", "total_steps", "num_envs", "rollout_steps", "group_size", "epochs",
@@ -140,6 +151,9 @@ class TrainConfig:
                 f"the batch num_envs*rollout_steps={batch} is not divisible by "
                 f"minibatches={self.minibatches}: change minibatches or rollout_steps"
             )
+        if self.critic is Critic.PRIVILEGED and self.algo is not Algo.PPO:
+            raise ConfigError(f"critic=privileged is for algo=ppo (algo={self.algo.value} "
+                              "has no critic of ours): set critic=observation")
         if self.policy is Architecture.RECURRENT and self.algo is Algo.MASKABLE_PPO:
             raise ConfigError("maskable_ppo has no recurrent policy here: use policy=slot_attention")
 

@@ -9,7 +9,7 @@ from memgym.policies.torch_policy import NeuralPolicy
 
 from . import checkpoint
 from .config import TrainConfig
-from .vector import make_vector_env
+from .vector import critic_width, make_vector_env
 
 
 def load_policy(path: str | Path, deterministic: bool = True) -> NeuralPolicy:
@@ -17,8 +17,9 @@ def load_policy(path: str | Path, deterministic: bool = True) -> NeuralPolicy:
     cfg = TrainConfig(**payload["config"])
     probe = make_vector_env(cfg.env, cfg.env_kwargs, 1)
     space = probe.single_observation_space
+    width = critic_width(cfg, probe)
     probe.close()
-    net = build_network(cfg.policy, space, cfg.hidden)
+    net = build_network(cfg.policy, space, cfg.hidden, width)
     try:
         net.load_state_dict(payload["net"])
     except RuntimeError as e:

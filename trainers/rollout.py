@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from memgym.envs.streaming import ITEM_FEATURES, NUM_ITEM_FEATURES
-from memgym.policies.networks import CORE_KEYS, build_network, extra_keys
+from memgym.policies.networks import CORE_KEYS, PRIVILEGED, build_network, extra_keys
 
 from .advantages import gae, group_advantages, group_to_go_advantages
 from .config import DiscountClock, GrpoCredit, TrainConfig
-from .vector import make_vector_env
+from .vector import critic_width, make_vector_env
 
 # `progress` counted from the end of `item` (its features follow the D embedding columns).
 PROGRESS_COLUMN = ITEM_FEATURES.index("progress") - NUM_ITEM_FEATURES
@@ -61,7 +61,11 @@ class RolloutWorker:
         self.cfg = cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig(**cfg)
         torch.set_num_threads(cfg.torch_threads)
         self.env = make_vector_env(cfg.env, cfg.env_kwargs, cfg.num_envs)
-        self.net = build_network(cfg.policy, self.env.single_observation_space, cfg.hidden)
+        # An asymmetric critic's hidden-state features ride along in the batch's observations
+        # under their own key; only the value head reads them.
+        self.privileged_dim = critic_width(cfg, self.env)
+        self.net = build_network(cfg.policy, self.env.single_observation_space, cfg.hidden,
+                                 self.privileged_dim)
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         N = cfg.num_envs
@@ -73,6 +77,8 @@ class RolloutWorker:
         space = self.env.single_observation_space
         self.obs_keys = (*CORE_KEYS, *extra_keys(space))
         self.buf_obs = {k: _alloc(space[k], (T, N)) for k in self.obs_keys}
+        if self.privileged_dim:
+            self.buf_obs[PRIVILEGED] = np.zeros((T, N, self.privileged_dim), np.float32)
         self.buf_actions = np.zeros((T, N), np.int64)
         self.buf_logprobs = np.zeros((T, N), np.float32)
         self.buf_values = np.zeros((T, N), np.float32)
@@ -114,9 +120,18 @@ class RolloutWorker:
 
     # ---- acting --------------------------------------------------------------------------------
 
+    def _current(self, obs) -> dict[str, torch.Tensor]:
+        """What the net gets for the current step: the observation, plus the hidden-state
+        features when the critic is privileged."""
+        out = {k: torch.from_numpy(np.asarray(obs[k])) for k in self.obs_keys}
+        if self.privileged_dim:
+            self._privileged = self.env.privileged()  # kept for `_record`
+            out[PRIVILEGED] = torch.from_numpy(self._privileged)
+        return out
+
     @torch.no_grad()
     def _act(self):
-        obs = {k: torch.from_numpy(self.obs[k]) for k in self.obs_keys}
+        obs = self._current(self.obs)
         if self.state is not None:
             self.state = self.state * torch.from_numpy(~self.starts).float().unsqueeze(-1)
         logits, value, self.state = self.net(obs, self.state)
@@ -126,13 +141,19 @@ class RolloutWorker:
         return action.numpy(), logp.numpy(), value.numpy()
 
     @torch.no_grad()
-    def _value(self, obs) -> np.ndarray:
+    def _value(self, obs, final: bool = False) -> np.ndarray:
+        """V(obs) of the current step, or (`final`) of an episode's last observation, whose
+        hidden state is gone after the autoreset: its privileged features are left at zero."""
         tobs = {k: torch.from_numpy(np.asarray(obs[k])) for k in self.obs_keys}
+        if self.privileged_dim and not final:
+            tobs[PRIVILEGED] = torch.from_numpy(self.env.privileged())
         return self.net(tobs, self.state)[1].numpy()
 
     def _record(self, t: int, action, logp, value) -> None:
         for k in self.obs_keys:
             self.buf_obs[k][t] = self.obs[k]
+        if self.privileged_dim:
+            self.buf_obs[PRIVILEGED][t] = self._privileged
         self.buf_actions[t], self.buf_logprobs[t], self.buf_values[t] = action, logp, value
         self.buf_starts[t] = self.starts
 
@@ -148,7 +169,8 @@ class RolloutWorker:
         if truncated.any():  # a time-out is not a failure: bootstrap from the final observation
             final = info["final_obs"]
             for i in np.flatnonzero(truncated & ~terminated):
-                reward[i] += self.cfg.gamma * float(self._value(self._stack([final[i]]))[0])
+                value = self._value(self._stack([final[i]]), final=True)[0]
+                reward[i] += self.cfg.gamma * float(value)
         self.buf_rewards[t], self.buf_dones[t] = reward, done
         self.episode_return += reward
         for i in np.flatnonzero(done):

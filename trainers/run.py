@@ -21,7 +21,7 @@ from .config import TrainConfig
 from .learner import update
 from .run_io import (EVAL_SEED, StallWatch, evaluate_held_out, install_signal_handlers,  # noqa: F401
                      restore_signal_handlers, snapshot_policy, write_record)
-from .vector import make_vector_env
+from .vector import critic_width, make_vector_env
 from .workers import make_workers
 
 log = logging.getLogger("memgym.train")
@@ -70,8 +70,9 @@ class Trainer:
         torch.set_num_threads(cfg.torch_threads)
         probe = make_vector_env(cfg.env, cfg.env_kwargs, 1)
         self.observation_space = probe.single_observation_space
+        width = critic_width(cfg, probe)
         probe.close()
-        self.net = build_network(cfg.policy, self.observation_space, cfg.hidden)
+        self.net = build_network(cfg.policy, self.observation_space, cfg.hidden, width)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5)
         self.reference = copy.deepcopy(self.net).eval() if cfg.kl_coef > 0 else None
         self.generator = torch.Generator().manual_seed(cfg.seed)

@@ -10,6 +10,9 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import memgym.envs  # noqa: F401  (registers the envs)
+from memgym.envs.config import ConfigError
+
+from .config import Critic, TrainConfig
 
 
 def make_vector_env(env_id: str, env_kwargs: dict, num_envs: int) -> gym.vector.VectorEnv:
@@ -23,3 +26,13 @@ def make_vector_env(env_id: str, env_kwargs: dict, num_envs: int) -> gym.vector.
     # functools.partial (not a lambda) keeps the vector env picklable for checkpoints.
     fns = [functools.partial(gym.make, env_id, **env_kwargs) for _ in range(num_envs)]
     return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def critic_width(cfg: TrainConfig, env: gym.vector.VectorEnv) -> int:
+    """Hidden-state features the value head gets (0 unless `critic: privileged`)."""
+    if cfg.critic is not Critic.PRIVILEGED:
+        return 0
+    if not hasattr(env, "privileged"):
+        raise ConfigError(f"critic=privileged needs a native vector env with privileged features "
+                          f"(the streaming family); {cfg.env} has none: set critic=observation")
+    return int(env.privileged().shape[-1])
