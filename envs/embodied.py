@@ -101,7 +101,8 @@ class EmbodiedMemoryEnv(gym.Env):
         self.render_mode = render_mode
         cfg = self.config
         K, D, V = cfg.capacity, cfg.dim, 2 * cfg.view_radius + 1
-        self.memory = SlotMemory(1, K, D, len(Move), cfg.max_inner_ops, self.max_entities())
+        self.memory = SlotMemory(1, K, D, len(Move), cfg.max_inner_ops, self.max_entities(),
+                                 recall_per_item=True)
         self.codec = self.memory.codec
         self.action_space = spaces.Discrete(self.codec.n)
         unit = dict(low=0.0, high=1.0, dtype=np.float32)

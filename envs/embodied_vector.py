@@ -50,7 +50,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(g.action_space, num_envs)
         cfg = self.config
         self.memory = SlotMemory(num_envs, cfg.capacity, cfg.dim, _NUM_MOVES, cfg.max_inner_ops,
-                                 g.max_entities())
+                                 g.max_entities(), recall_per_item=True)
         self.rows = np.arange(num_envs)
         self._allocated = False
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+from gymnasium import spaces
 
 from .config import Level
 from .embedding import fixed_direction, random_units, unit
@@ -13,6 +14,16 @@ from .embodied import EmbodiedConfig, EmbodiedMemoryEnv, require
 from .embodied_vector import EmbodiedVectorEnv
 from .grid import Move, walled_room
 from .stream import W_FACT, W_KEY, W_QUERY
+
+
+def offsets(where: np.ndarray, valid: np.ndarray, pos: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Egocentric offsets, in cells, from the agent at `pos` (cells, `(..., 2)`) to the normalised
+    positions `where` (`(..., 2)`), zero where not `valid`: what odometry tells an agent about a
+    place it saw. Navigation is then a function of one input (its sign, and whether it is zero)
+    instead of a difference of two. Rounded to whole cells, so a single env and a vector env agree
+    bit for bit."""
+    cells = np.rint(where * scale)
+    return ((cells - pos) * valid[..., None]).astype(np.float32)
 
 
 class RecallPhase(IntEnum):
@@ -82,7 +93,11 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
     streaming family), and `view` (the egocentric one-hot `(2r+1, 2r+1, 3)` grid: wall, door,
     entity), `pose` (the agent's normalised position, as odometry gives it), `item_pos` (where the
     item is, and whether it is somewhere), `slot_pos` (where each slot's item was seen),
-    `recall_pos` (where the recalled item was seen), `phase` (one-hot). Identities are only ever
+    `recall_pos` (where the recalled item was seen), `phase` (one-hot); and, egocentric, in cells
+    from the agent (what odometry gives): `recall_offset` (to where the recalled item was seen,
+    and whether `recall` is valid) and `slot_offset` (`(K, 2)`, to where each slot's item was
+    seen; zero for an empty slot). A read lasts while the item stays the same: once cued, one
+    RETRIEVE serves the whole walk back (`recall_offset` follows the agent). Identities are only ever
     embeddings from a per-episode random codebook: objects and decoys share a direction, clutter
     does not, the cue resembles the object it names.
 
@@ -96,7 +111,8 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
     when the cue came?).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; since revised (same id): `recall_offset` and `slot_offset` added,
+      `recall` kept while the item is unchanged.
     """
 
     description = "walk back to where the cued object was, after a phase of look-alike decoys"
@@ -114,6 +130,24 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
     def max_entities(self) -> int:
         cfg = self.config
         return cfg.num_objects + cfg.num_clutter + cfg.num_decoys + 2  # + the cue, the backdrop
+
+    def _extra_spaces(self):
+        K, S = self.config.capacity, float(self.config.room_size)
+        return {
+            "recall_offset": spaces.Box(np.array([-S, -S, 0.0], np.float32),
+                                        np.array([S, S, 1.0], np.float32), dtype=np.float32),
+            "slot_offset": spaces.Box(-S, S, (K, 2), np.float32),
+        }
+
+    def _extra_obs(self):
+        mem, pos = self.memory, np.array(self.world.pos, np.int64)
+        scale = np.array([max(n - 1, 1) for n in self.world.shape], np.float64)
+        valid = mem.recall_valid[0]
+        recall = offsets(mem.recall_where[0], np.array(valid), pos, scale)
+        return {
+            "recall_offset": np.array([*recall, valid], np.float32),
+            "slot_offset": offsets(mem.slot_where[0], mem.occupied[0], pos, scale),
+        }
 
     def _generate(self) -> None:
         cfg, rng = self.config, self.np_random
@@ -229,6 +263,15 @@ class ObjectRecallVectorEnv(EmbodiedVectorEnv):
             self.cue_entity = env.cue_entity
         self.origin[i], self.decoy_cells[i], self.target[i] = env.origin, env.decoy_cells, env.target
         self.declared[i] = False
+
+    def _extra_obs(self, r):
+        mem, pos = self.memory, self.pos[r]
+        valid = mem.recall_valid[r]
+        recall_offset = np.empty((len(pos), 3), np.float32)
+        recall_offset[:, :2] = offsets(mem.recall_where[r], valid, pos, self._scale)
+        recall_offset[:, 2] = valid
+        slot_offset = offsets(mem.slot_where[r], mem.occupied[r], pos[:, None], self._scale)
+        return {"recall_offset": recall_offset, "slot_offset": slot_offset}
 
     def _phase(self, rows) -> np.ndarray:
         cfg, t = self.config, self.t[rows]

@@ -7,7 +7,11 @@ memory ops, the action mask, the episode metrics and the contract's observation 
 Unlike the streaming family, where STORE and EDIT advance the stream, here every slot op acts on
 what is observed now and leaves the world where it is. At most `max_inner_ops` of them (invalid
 actions included) are allowed per world step; then only world actions stay valid, so an episode
-always ends. `recall` is cleared when the world moves, as the streaming family clears it per item.
+always ends. `recall` is cleared when the world moves, as the streaming family clears it per item;
+with `recall_per_item` (the embodied family) only when the world moving changes the item (what
+is attended: its fact, version or place), so a read lasts while the agent attends to the same
+thing, e.g. the whole walk back to where a cued object was. Without it a policy has to read
+again after every step (ObjectRecall-Easy, PPO: 0.02 success after 350k steps against 0.15).
 
 Each slot also remembers *where* its item was seen (`slot_where`, a normalised position): the
 pose an embodied agent keeps with an observation. Envs without a notion of place leave it zero.
@@ -40,7 +44,8 @@ class SlotMemory:
                  "wrong", "stale", "abstentions", "world_steps")
 
     def __init__(self, num_envs: int, capacity: int, dim: int, num_world_actions: int,
-                 max_inner_ops: int, num_facts: int = 1):
+                 max_inner_ops: int, num_facts: int = 1, recall_per_item: bool = False):
+        self.recall_per_item = recall_per_item
         N, K, D, F = num_envs, capacity, dim, max(num_facts, 1)
         self.num_envs, self.capacity, self.dim, self.max_inner_ops = N, K, D, max_inner_ops
         self.num_facts = F  # content ids below this are tracked for lost items
@@ -112,7 +117,13 @@ class SlotMemory:
 
     def begin_step(self, rows, t, item, content, where, writable, is_query, world_mask) -> None:
         """A new observation in each of `rows`: what the agent sees now (`item`, unit or zero
-        embeddings), its hidden `content` `(fact, version, position)` and normalised `where`."""
+        embeddings), its hidden `content` `(fact, version, position)` and normalised `where`.
+        `recall` is cleared (see the module doc) before the new item replaces the old."""
+        if self.recall_per_item:
+            changed = (self.item_content[rows] != content).any(-1)
+            self._clear_recall(rows[changed])
+        else:
+            self._clear_recall(rows)
         self.t[rows] = t
         self.item[rows] = item
         self.item_content[rows] = content
@@ -121,7 +132,6 @@ class SlotMemory:
         self.is_query[rows] = is_query
         self.world_mask[rows] = world_mask
         self.inner_ops[rows] = 0
-        self._clear_recall(rows)
         q = rows[is_query]
         if len(q):
             self.query_sum[q] += self.item[q]

@@ -8,13 +8,15 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from helpers import make, masked_choice
 
 import memgym.envs
 from memgym.envs import ConfigError, Move, Op
 from memgym.envs.grid import Cell
 from memgym.evaluation import evaluate
-from memgym.policies import EMBODIED_BASELINES
+from memgym.policies import EMBODIED_BASELINES, batch_observations
+from memgym.policies.networks import build_network, obs_to_torch
 
 EMBODIED_IDS = memgym.envs.registered_ids("embodied")
 MEDIUM_IDS = [i for i in EMBODIED_IDS if "-Medium-" in i]
@@ -157,7 +159,9 @@ def test_invalid_actions_are_counted_noops_then_the_world_moves():
     assert env.memory.invalid_actions[0] == env.config.max_inner_ops
 
 
-def test_recall_lasts_until_the_world_moves():
+def test_recall_lasts_until_the_item_changes():
+    """`recall` holds while the agent attends to the same thing; a move that changes what it
+    attends to clears it (here the cue is gone after the first step)."""
     env = make("memgym/CueCorridor-Medium-v0")
     obs, _ = env.reset(seed=0)
     obs, *_ = env.step(env.encode(Op.STORE, 0))  # the cue
@@ -212,6 +216,57 @@ def test_object_recall_cue_comes_after_the_objects_are_gone():
     cue, target = env.embeddings[s["cue_entity"]], env.embeddings[s["target"]]
     others = np.delete(env.embeddings[: cfg.num_objects], s["target"], axis=0)
     assert cue @ target > (others @ cue).max()  # the cue resembles the object it names
+
+
+def _walk_to_cue(env, seed):
+    """Walk onto the target (from the hidden state), store it when it is the item, walk to the
+    farthest corner and wait there for the cue; returns the last observation."""
+    obs, _ = env.reset(seed=seed)
+    cfg = env.config
+    target = np.array(env.get_state()["target_cell"])
+    far = np.where(target > (cfg.room_size + 1) / 2, 1, cfg.room_size)
+    while env.t < cfg.explore_steps + cfg.distractor_steps:
+        s = env.get_state()
+        stored = s["slot_occupied"].any()
+        if s["item_entity"] == s["target"] and not stored:
+            obs, *_ = env.step(env.encode(Op.STORE, 0))
+            continue
+        dy, dx = (far if stored else target) - np.array(env.world.pos)
+        move = Move.STAY
+        if env._phase() == 0 and (dy or dx):
+            move = (Move.DOWN if dy > 0 else Move.UP) if dy else (Move.RIGHT if dx > 0 else Move.LEFT)
+        obs, *_ = env.step(move)
+    return obs
+
+
+def test_object_recall_offsets_are_odometry_and_recall_lasts_through_the_cue():
+    """`recall_offset` and `slot_offset` are where things were seen minus where the agent is, in
+    cells; once cued, one RETRIEVE lasts the whole walk back (the item stays the cue), so the
+    offset alone leads to the goal."""
+    env = make("memgym/ObjectRecall-Easy-v0")
+    obs = _walk_to_cue(env, seed=3)
+    s = env.get_state()
+    holds = np.flatnonzero(s["slot_occupied"] & (s["slot_entity"] == s["target"]))
+    assert len(holds) and s["item_is_query"]
+    pos = np.array(env.world.pos)
+    for k in np.flatnonzero(s["slot_occupied"]):
+        np.testing.assert_array_equal(obs["slot_offset"][k], np.array(s["slot_cell"][k]) - pos)
+    assert not obs["slot_offset"][~s["slot_occupied"]].any()
+    np.testing.assert_array_equal(obs["recall_offset"], 0.0)  # nothing read yet
+    obs, *_ = env.step(env.encode(Op.RETRIEVE, int(holds[0])))
+    goal = np.array(s["target_cell"])
+    np.testing.assert_array_equal(obs["recall_offset"], [*(goal - pos), 1.0])
+    steps = 0
+    while obs["recall_offset"][:2].any():
+        dy, dx = obs["recall_offset"][:2]
+        move = (Move.DOWN if dy > 0 else Move.UP) if dy else (Move.RIGHT if dx > 0 else Move.LEFT)
+        obs, reward, terminated, *_ = env.step(move)
+        steps += 1
+        assert not terminated and obs["recall_offset"][2] == 1.0  # no re-read needed
+        np.testing.assert_array_equal(obs["recall_offset"][:2], goal - np.array(env.world.pos))
+    assert steps == np.abs(goal - pos).sum() > 0
+    obs, reward, terminated, _, info = env.step(Move.STAY)
+    assert terminated and reward == 1.0 and info["metrics"]["success"] == 1.0
 
 
 @pytest.mark.parametrize("right_door", [True, False])
@@ -272,3 +327,23 @@ def test_render(mode):
         assert "@" in frame and "#" in frame
     else:
         assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+
+
+def test_untrained_network_mostly_acts_in_the_world():
+    """`WORLD_OP_PRIOR`: an untrained pointer net on an embodied task puts most of its mass on
+    moves and little on overwriting or evicting (even logits would churn memory every step)."""
+    env = make("memgym/ObjectRecall-Easy-v0")
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):  # fill the slots, so that EDIT and EVICT are valid too
+        free = np.flatnonzero(obs["action_mask"][len(Move) : len(Move) + env.config.capacity])
+        obs, *_ = env.step(env.encode(Op.STORE, int(free[0])))
+        obs, *_ = env.step(Move.RIGHT if obs["action_mask"][Move.RIGHT] else Move.LEFT)
+    K = env.config.capacity
+    assert obs["action_mask"][len(Move) + K :].all()  # EDIT, EVICT, RETRIEVE all valid
+    net = build_network("slot_pool", env.observation_space)
+    with torch.no_grad():
+        logits, _, _ = net(obs_to_torch(batch_observations([obs])))
+    p = torch.softmax(logits, -1)[0].numpy()
+    W = len(Move)
+    assert p[:W].sum() > 0.5
+    assert p[W + K : W + 3 * K].sum() < 0.05  # EDIT and EVICT
