@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 import memgym.envs  # noqa: F401  (registers the envs)
 from memgym.envs.config import ConfigError
 
-from .config import Critic, TrainConfig
+from .config import Algo, Critic, TrainConfig
 
 
 def make_vector_env(env_id: str, env_kwargs: dict, num_envs: int) -> gym.vector.VectorEnv:
@@ -29,10 +29,13 @@ def make_vector_env(env_id: str, env_kwargs: dict, num_envs: int) -> gym.vector.
 
 
 def critic_width(cfg: TrainConfig, env: gym.vector.VectorEnv) -> int:
-    """Hidden-state features the value head gets (0 unless `critic: privileged`)."""
-    if cfg.critic is not Critic.PRIVILEGED:
+    """Hidden-state features the value head gets: their width under `critic: privileged`, or
+    under `auto` for PPO on an env that provides them; else 0."""
+    if cfg.critic is Critic.OBSERVATION or cfg.algo is not Algo.PPO:
         return 0
     if not hasattr(env, "privileged"):
+        if cfg.critic is Critic.AUTO:
+            return 0
         raise ConfigError(f"critic=privileged needs a native vector env with privileged features "
                           f"(the streaming family); {cfg.env} has none: set critic=observation")
     return int(env.privileged().shape[-1])
