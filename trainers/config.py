@@ -154,6 +154,12 @@ class TrainConfig:
                 f"the batch num_envs*rollout_steps={batch} is not divisible by "
                 f"minibatches={self.minibatches}: change minibatches or rollout_steps"
             )
+        if self.algo is Algo.MASKABLE_PPO:
+            # SB3 discounts every action and its critic sees the observation: the resolved
+            # config (config.yaml) records what actually runs.
+            self.discount_clock = DiscountClock.STEP
+            if self.critic is Critic.AUTO:
+                self.critic = Critic.OBSERVATION
         if self.critic is Critic.PRIVILEGED and self.algo is not Algo.PPO:
             raise ConfigError(f"critic=privileged is for algo=ppo (algo={self.algo.value} "
                               "has no critic of ours): set critic=observation")
