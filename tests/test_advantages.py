@@ -97,3 +97,21 @@ def test_gae_discounts_only_steps_that_advance_the_clock():
     np.testing.assert_allclose(adv[:, 0], [0.5, 1.0, 1.0], atol=1e-6)
     per_step, _ = gae(rewards, values, dones, np.zeros(1, np.float32), 0.5, 1.0)
     np.testing.assert_allclose(per_step[:, 0], [0.25, 0.5, 1.0], atol=1e-6)
+
+
+def test_group_to_go_advantages_discount_the_reward_to_come():
+    # Three members, two positions: member 0 earns 1 at its second step, member 1 nothing,
+    # member 2 earns 1 at its first step. Undiscounted, members 0 and 2 tie at position 0; with
+    # a discount of 0.5 between the steps, member 0's to-go there is 0.5 and member 2 ranks
+    # above it: the reward that comes sooner counts more.
+    position = np.array([[0, 0, 0], [1, 1, 1]], np.float32)
+    rewards = np.array([[0, 0, 1], [1, 0, 0]], np.float32)
+    valid = np.ones((2, 3), bool)
+    discounts = np.full((2, 3), 0.5)
+    adv = group_to_go_advantages(rewards, valid, position, 3, discounts=discounts)
+    # position 0 to-go: 0.5, 0, 1 -> mean 0.5, std sqrt(1/6)
+    s = np.sqrt(1 / 6)
+    np.testing.assert_allclose(adv[0], [0.0, -0.5 / s, 0.5 / s], rtol=1e-5)
+    undiscounted = group_to_go_advantages(rewards, valid, position, 3)
+    np.testing.assert_allclose(undiscounted[0], [1 / np.sqrt(2), -np.sqrt(2), 1 / np.sqrt(2)],
+                               rtol=1e-5)

@@ -59,6 +59,7 @@ def group_to_go_advantages(
     position: np.ndarray,
     group_size: int,
     eps: float = 1e-6,
+    discounts: np.ndarray | None = None,
 ) -> np.ndarray:
     """GRPO with step-level credit: each step is judged by the reward still to come, against the
     other members of its group *at the same stream position*.
@@ -72,8 +73,9 @@ def group_to_go_advantages(
     `rewards`, `valid` and `position` are `[T, N]` (one episode per env, envs laid out group by
     group); `position` is any value equal across members exactly when they are at the same point
     of the stream (the streaming item's `progress`). A step gets
-    `(G_t - mean) / std` over the members that reached its position, with `G_t` the undiscounted
-    reward from step `t` to the end of its episode and each member represented by `G` at its
+    `(G_t - mean) / std` over the members that reached its position, with `G_t` the reward from
+    step `t` to the end of its episode (discounted by `discounts[t]` between steps `t` and `t+1`
+    when given: a shorter horizon trades a little bias for much less variance) and each member represented by `G` at its
     first step at that position. Positions reached by fewer than two members, or with no spread,
     give 0. Invalid steps give 0.
     """
@@ -81,7 +83,14 @@ def group_to_go_advantages(
     T, N = rewards.shape
     if N % group_size:
         raise ValueError(f"{N} envs do not split into groups of {group_size}")
-    to_go = np.cumsum(rewards[::-1], axis=0)[::-1]
+    if discounts is None:
+        to_go = np.cumsum(rewards[::-1], axis=0)[::-1]
+    else:
+        to_go = np.zeros_like(rewards)
+        running = np.zeros(N)
+        for t in reversed(range(T)):
+            running = rewards[t] + discounts[t] * running
+            to_go[t] = running
     out = np.zeros((T, N), np.float32)
     for g in range(N // group_size):
         cols = slice(g * group_size, (g + 1) * group_size)

@@ -72,7 +72,8 @@ class TrainConfig:
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over total_steps."""
     gamma: float = 0.999
-    """Discount (answers can come hundreds of steps after the write that made them possible)."""
+    """Discount (answers can come hundreds of steps after the write that made them possible).
+    GRPO uses it only with `grpo_credit: to_go`, on the reward still to come."""
     gae_lambda: float = 0.99
     """GAE lambda (PPO)."""
     critic: Critic = Critic.AUTO

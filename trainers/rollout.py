@@ -230,7 +230,12 @@ class RolloutWorker:
             # The item's `progress` is the same for every member of a group at the same point
             # of their (shared) stream: the position the step-level baseline groups by.
             position = self.buf_obs["item"][:t, :, PROGRESS_COLUMN]
-            advantages = group_to_go_advantages(self.buf_rewards[:t], valid[:t], position, G)
+            advanced = self.buf_advanced[:t]
+            if self.cfg.discount_clock is DiscountClock.STEP:
+                advanced = np.ones_like(advanced)
+            discounts = np.where(advanced, self.cfg.gamma, 1.0)
+            advantages = group_to_go_advantages(self.buf_rewards[:t], valid[:t], position, G,
+                                                discounts=discounts)
         else:
             adv = group_advantages(returns, G)
             advantages = np.where(valid[:t], adv[None, :], 0.0).astype(np.float32)
