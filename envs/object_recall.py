@@ -74,11 +74,13 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
     ## Description
     After HCAM's object-permanence tasks. A room holds `num_objects` objects and some clutter.
     For `explore_steps` the agent walks around; then the objects vanish and `num_decoys`
-    object-like decoys appear for `distractor_steps`; then the decoys vanish too and a **cue**
-    names one of the objects: the agent must walk to where that object was and declare it
-    (`STAY`). Only memory can answer: the room is empty of objects when the cue comes. Capacity
-    binds against indiscriminate writes: clutter, decoys and repeated sightings all compete for
-    the `K` slots.
+    object-like decoys appear for `distractor_steps`; then the decoys vanish too, the agent
+    finds itself at a random cell of the room and a **cue** names one of the objects: the agent
+    must walk to where that object was and declare it (`STAY`). Only memory can answer: the room
+    is empty of objects when the cue comes, and where the agent stood before carries no answer
+    (without the move, a policy that camps on an object it saw is right as often as that object
+    is the one cued: 1 in 2 at Easy, and PPO learns exactly that). Capacity binds against
+    indiscriminate writes: clutter, decoys and repeated sightings all compete for the `K` slots.
 
     ## Action Space
     `Discrete(5 + 4K)`: the world actions `STAY, UP, RIGHT, DOWN, LEFT` (`memgym.envs.grid.Move`;
@@ -88,18 +90,20 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
     step (then masked). A masked action that arrives anyway is a counted no-op.
 
     ## Observation Space
-    `Dict`: `item` (the embedding of what the agent attends to, the nearest entity in view or the
-    cue, plus the streaming family's item features), `slots`, `recall`, `action_mask` (as the
-    streaming family), and `view` (the egocentric one-hot `(2r+1, 2r+1, 3)` grid: wall, door,
-    entity), `pose` (the agent's normalised position, as odometry gives it), `item_pos` (where the
-    item is, and whether it is somewhere), `slot_pos` (where each slot's item was seen),
-    `recall_pos` (where the recalled item was seen), `phase` (one-hot); and, egocentric, in cells
-    from the agent (what odometry gives): `recall_offset` (to where the recalled item was seen,
-    and whether `recall` is valid) and `slot_offset` (`(K, 2)`, to where each slot's item was
-    seen; zero for an empty slot). A read lasts while the item stays the same: once cued, one
-    RETRIEVE serves the whole walk back (`recall_offset` follows the agent). Identities are only ever
-    embeddings from a per-episode random codebook: objects and decoys share a direction, clutter
-    does not, the cue resembles the object it names.
+    `Dict`: `item` (the embedding of what the agent attends to, the nearest entity in view or
+    the cue, plus the streaming family's item features), `slots`, `recall`, `action_mask` (as
+    the streaming family), and `view` (the egocentric `(2r+1, 2r+1)` grid, one code per cell:
+    its `Cell` type, plus `len(Cell)` where an entity stands), `pose` (the agent's normalised
+    position, as odometry gives it), `item_pos` (where the item is, and whether it is
+    somewhere), `slot_pos` (where each slot's item was seen), `recall_pos` (where the recalled
+    item was seen), `phase` (one-hot); and, egocentric, in cells from the agent (what odometry
+    gives): `recall_offset` (to where the recalled item was seen, and whether `recall` is
+    valid), `item_offset` (to the item, and whether it is somewhere) and `slot_offset`
+    (`(K, 2)`, to where each slot's item was seen; zero for an empty slot). A read lasts while
+    the item stays the same: once cued, one RETRIEVE serves the whole walk back (`recall_offset`
+    follows the agent). Identities are only ever embeddings from a per-episode random codebook:
+    objects and decoys share a direction, clutter does not, the cue resembles the object it
+    names.
 
     ## Rewards
     1 for declaring the right place; minus `write_cost` per STORE/EDIT.
@@ -111,8 +115,9 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
     when the cue came?).
 
     ## Version History
-    * v0: initial version; since revised (same id): `recall_offset` and `slot_offset` added,
-      `recall` kept while the item is unchanged.
+    * v0: initial version; since revised (same id): `recall_offset`, `item_offset` and
+      `slot_offset` added, `recall` kept while the item is unchanged, the agent moved to a random
+      cell when cued.
     """
 
     description = "walk back to where the cued object was, after a phase of look-alike decoys"
@@ -136,6 +141,8 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
         return {
             "recall_offset": spaces.Box(np.array([-S, -S, 0.0], np.float32),
                                         np.array([S, S, 1.0], np.float32), dtype=np.float32),
+            "item_offset": spaces.Box(np.array([-S, -S, 0.0], np.float32),
+                                      np.array([S, S, 1.0], np.float32), dtype=np.float32),
             "slot_offset": spaces.Box(-S, S, (K, 2), np.float32),
         }
 
@@ -144,8 +151,11 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
         scale = np.array([max(n - 1, 1) for n in self.world.shape], np.float64)
         valid = mem.recall_valid[0]
         recall = offsets(mem.recall_where[0], np.array(valid), pos, scale)
+        present = np.array(self._item_pos is not None)
+        item = offsets(mem.where[0], present, pos, scale)
         return {
             "recall_offset": np.array([*recall, valid], np.float32),
+            "item_offset": np.array([*item, present], np.float32),
             "slot_offset": offsets(mem.slot_where[0], mem.occupied[0], pos, scale),
         }
 
@@ -173,6 +183,8 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
             ]
         )
         self.cue_entity = N + C + Dc
+        # Where the agent finds itself when cued: drawn now, so a vector env can copy it.
+        self.cue_start = tuple(int(v) for v in interior[rng.integers(S * S)])
         self._place(range(N), self.origin)
         self._place(range(N, N + C), self.clutter_cells)
         self.horizon = cfg.explore_steps + cfg.distractor_steps + cfg.answer_steps
@@ -205,6 +217,7 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
             self._place(range(N + C, N + C + cfg.num_decoys), self.decoy_cells)
         if self.t == cfg.explore_steps + cfg.distractor_steps:
             self._clear(self.decoy_cells)
+            self.world.pos = self.cue_start
             self.needed(self.target)
         return 0.0, False
 
@@ -243,6 +256,7 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
             "object_cells": self.origin.copy(),
             "decoy_cells": self.decoy_cells.copy(),
             "cue_entity": self.cue_entity,
+            "cue_start": self.cue_start,
             "num_objects": self.config.num_objects,
         }
 
@@ -260,8 +274,10 @@ class ObjectRecallVectorEnv(EmbodiedVectorEnv):
             self.target = np.zeros(N, np.int64)
             self.declared = np.zeros(N, bool)
             self.declared_pos = np.zeros((N, 2), np.int64)
+            self.cue_start = np.zeros((N, 2), np.int64)
             self.cue_entity = env.cue_entity
         self.origin[i], self.decoy_cells[i], self.target[i] = env.origin, env.decoy_cells, env.target
+        self.cue_start[i] = env.cue_start
         self.declared[i] = False
 
     def _extra_obs(self, r):
@@ -270,8 +286,13 @@ class ObjectRecallVectorEnv(EmbodiedVectorEnv):
         recall_offset = np.empty((len(pos), 3), np.float32)
         recall_offset[:, :2] = offsets(mem.recall_where[r], valid, pos, self._scale)
         recall_offset[:, 2] = valid
+        present = self.item_pos[r, 0] >= 0
+        item_offset = np.empty((len(pos), 3), np.float32)
+        item_offset[:, :2] = offsets(mem.where[r], present, pos, self._scale)
+        item_offset[:, 2] = present
         slot_offset = offsets(mem.slot_where[r], mem.occupied[r], pos[:, None], self._scale)
-        return {"recall_offset": recall_offset, "slot_offset": slot_offset}
+        return {"recall_offset": recall_offset, "item_offset": item_offset,
+                "slot_offset": slot_offset}
 
     def _phase(self, rows) -> np.ndarray:
         cfg, t = self.config, self.t[rows]
@@ -295,6 +316,7 @@ class ObjectRecallVectorEnv(EmbodiedVectorEnv):
         cue = rest[t == cue_at]
         for j in range(cfg.num_decoys):
             self.take(cue, self.decoy_cells[cue, j])
+        self.pos[cue] = self.cue_start[cue]
         self.memory.needed(cue, self.target[cue])
         return self._success(rows).astype(np.float64) * declare, declare
 
