@@ -37,7 +37,10 @@ def bench_config(**overrides):
     settings = dict(env=ENV_ID, algo="ppo", hidden=64, num_envs=32,
                     rollout_steps=128, epochs=4, minibatches=4, lr=1e-3, anneal_lr=False,
                     total_steps=10**9, eval_every=10**6, checkpoint_every=10**6, num_workers=0,
-                    torch_threads=1, seed=0)
+                    torch_threads=1, seed=0,
+                    # Like for like: SB3's critic sees the observation only and discounts every
+                    # action, so ours does the same here (same parameter count, same work).
+                    critic="observation", discount_clock="step")
     settings.update(overrides)
     return TrainConfig(**settings)
 
