@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from memgym.envs.bank import NUM_SLOT_FEATURES, SLOT_FEATURES
+
 NUM_SLOT_OPS = 4
 MASKED = -1e8  # logit of an invalid action: exp() underflows to exactly 0
 # Initial bias of each slot op's logit (STORE, EDIT, EVICT, RETRIEVE) where memory ops compete
@@ -24,6 +26,19 @@ MASKED = -1e8  # logit of an invalid action: exp() underflows to exactly 0
 # (ObjectRecall-Easy: lost items 0.99, no learning in 3 M steps). Starting from "move, sometimes
 # write, rarely overwrite or evict, read freely" gives PPO episodes where memory held the answer.
 WORLD_OP_PRIOR = (-2.0, -4.0, -4.0, 0.0)
+
+
+# Content-based addressing (as in memory networks and the NTM): each slot op's logit gets
+# `strength[op] * cos(slot, item)` added, with a learned strength per op. Initialised to favour
+# EDIT and RETRIEVE on the slots most like the item, so that from the first rollouts an update
+# tends to replace the version it updates and a question reads the slot that answers it; PPO
+# otherwise often settles on keeping stale copies beside new versions (BENCHMARKS.md).
+ADDRESSING_INIT = (0.0, 4.0, 0.0, 4.0)  # STORE, EDIT, EVICT, RETRIEVE
+# Where memory ops compete with world actions the op prior (`WORLD_OP_PRIOR`) shapes the first
+# rollouts instead, and an item is seen again and again (its slot is always the most similar):
+# the strengths start at zero there and are learned.
+WORLD_ADDRESSING_INIT = (0.0, 0.0, 0.0, 0.0)
+SIM_ITEM_FROM_END = SLOT_FEATURES.index("sim_item") - NUM_SLOT_FEATURES
 
 
 class Architecture(str, Enum):
@@ -83,7 +98,7 @@ class SlotAttentionNet(nn.Module):
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, hidden: int = 64,
                  heads: int = 4, recurrent: bool = False, attention: bool = True,
                  extras: tuple[list[str], int] = ([], 0), world_actions: int = 1,
-                 privileged_dim: int = 0):
+                 privileged_dim: int = 0, addressing: bool = True):
         super().__init__()
         self.extras, extra_dim = extras
         item_dim += extra_dim
@@ -103,6 +118,8 @@ class SlotAttentionNet(nn.Module):
         if world_actions > 1:
             with torch.no_grad():
                 self.op_head[-1].bias.copy_(torch.tensor(WORLD_OP_PRIOR))
+        strength = WORLD_ADDRESSING_INIT if world_actions > 1 else ADDRESSING_INIT
+        self.addressing = nn.Parameter(torch.tensor(strength)) if addressing else None
         # SKIP plus any world actions (an embodied task's moves) are scored from the pooled context.
         self.world_head = mlp(3 * hidden, hidden, world_actions)
         self.value_head = mlp(3 * hidden + privileged_dim, hidden, 1)
@@ -126,6 +143,9 @@ class SlotAttentionNet(nn.Module):
             ctx = self.context_net(torch.cat([item, slots.mean(1), slots.amax(1)], -1))
             slots = torch.tanh(slots + ctx.unsqueeze(1))
         per_slot = self.op_head(torch.cat([slots, item.unsqueeze(1).expand(n, k, h)], -1))
+        if self.addressing is not None:
+            sim = obs["slots"][..., SIM_ITEM_FROM_END].unsqueeze(-1)  # (N, K, 1)
+            per_slot = per_slot + sim * self.addressing
         pooled = torch.cat([item, slots.mean(1), slots.amax(1)], -1)
         # (N, K, 4) -> (N, 4, K) -> (N, 4K): one block of K per op, as the action codec lays out.
         logits = torch.cat([self.world_head(pooled), per_slot.transpose(1, 2).reshape(n, -1)], -1)
@@ -161,9 +181,10 @@ class MLPNet(nn.Module):
 
 
 def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
-                  privileged_dim: int = 0) -> nn.Module:
+                  privileged_dim: int = 0, addressing: bool = True) -> nn.Module:
     """Build a network sized from a streaming env's observation space; `privileged_dim > 0`
-    gives its value head that many hidden-state features (an asymmetric critic)."""
+    gives its value head that many hidden-state features (an asymmetric critic); `addressing`
+    adds content-based addressing to the slot networks' op logits (`ADDRESSING_INIT`)."""
     arch = Architecture(arch)
     item_dim = observation_space["item"].shape[-1]
     capacity, slot_dim = observation_space["slots"].shape[-2:]
@@ -176,5 +197,6 @@ def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
                       world_actions=world, privileged_dim=privileged_dim)
     return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden, extras=extras,
                             world_actions=world, privileged_dim=privileged_dim,
+                            addressing=addressing,
                             recurrent=arch is Architecture.RECURRENT,
                             attention=arch is Architecture.SLOT_ATTENTION)

@@ -61,3 +61,34 @@ def test_pointer_nets_are_permutation_equivariant_over_slots(arch):
     a_blocks = a[:, 1:].reshape(8, 4, K)[:, :, perm]
     torch.testing.assert_close(b[:, 1:].reshape(8, 4, K), a_blocks, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(va, vb, atol=1e-5, rtol=1e-5)
+
+
+def test_content_addressing_adds_strength_times_similarity_to_slot_op_logits():
+    import gymnasium as gym
+
+    from memgym.envs import Op
+    from memgym.policies import batch_observations
+    from memgym.policies.networks import ADDRESSING_INIT, build_network, obs_to_torch
+
+    env = gym.make("memgym/Conflict-Medium-v0")
+    obs, _ = env.reset(seed=0)
+    u = env.unwrapped
+    for slot in range(3):  # some occupied slots, so EDIT / RETRIEVE logits are unmasked
+        while obs["item"][u.config.dim] > 0.5:  # a query: writing is masked, move on
+            obs, *_ = env.step(0)
+        obs, *_ = env.step(u.encode(Op.STORE, slot))
+    while obs["item"][u.config.dim] > 0.5:
+        obs, *_ = env.step(0)
+    batch = obs_to_torch(batch_observations([obs]))
+    torch.manual_seed(0)
+    plain = build_network("slot_pool", env.observation_space, addressing=False)
+    torch.manual_seed(0)
+    addressed = build_network("slot_pool", env.observation_space, addressing=True)
+    with torch.no_grad():
+        a, _, _ = addressed(batch)
+        b, _, _ = plain(batch)
+    sim = torch.as_tensor(obs["slots"][:, u.config.dim + 5])  # sim_item
+    for op, strength in zip((Op.EDIT, Op.RETRIEVE), (ADDRESSING_INIT[1], ADDRESSING_INIT[3])):
+        cols = [u.encode(op, s) for s in range(3)]
+        torch.testing.assert_close(a[0, cols] - b[0, cols], strength * sim[:3])
+    assert torch.equal(a[0, 0], b[0, 0])  # SKIP is not addressed

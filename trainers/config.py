@@ -55,6 +55,10 @@ class TrainConfig:
     """slot_pool (pointer over slots, pooled context), slot_attention, mlp or recurrent."""
     hidden: int = 64
     """Width of every hidden layer."""
+    addressing: bool = True
+    """Slot networks: add content-based addressing to the op logits (a learned strength per op
+    times the slot's similarity to the item; `policies/networks.py`). Off, PPO on Conflict-Medium
+    often settles at ~0.6 by keeping stale copies beside new versions (BENCHMARKS.md)."""
     seed: int = 0
     """Seeds torch, numpy and the training envs; evaluation uses held-out seeds."""
     total_steps: int = 1_000_000

@@ -19,7 +19,7 @@ def load_policy(path: str | Path, deterministic: bool = True) -> NeuralPolicy:
     space = probe.single_observation_space
     width = critic_width(cfg, probe)
     probe.close()
-    net = build_network(cfg.policy, space, cfg.hidden, width)
+    net = build_network(cfg.policy, space, cfg.hidden, width, cfg.addressing)
     try:
         net.load_state_dict(payload["net"])
     except RuntimeError as e:

@@ -65,7 +65,7 @@ class RolloutWorker:
         # under their own key; only the value head reads them.
         self.privileged_dim = critic_width(cfg, self.env)
         self.net = build_network(cfg.policy, self.env.single_observation_space, cfg.hidden,
-                                 self.privileged_dim)
+                                 self.privileged_dim, cfg.addressing)
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         N = cfg.num_envs
