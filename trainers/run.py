@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from memgym.policies.networks import build_network
 from memgym.policies.torch_policy import NeuralPolicy
@@ -20,7 +19,7 @@ from . import checkpoint
 from .config import TrainConfig
 from .learner import update
 from .run_io import (EVAL_SEED, StallWatch, evaluate_held_out, install_signal_handlers,  # noqa: F401
-                     restore_signal_handlers, snapshot_policy, write_record)
+                     progress_bar, restore_signal_handlers, snapshot_policy, write_record)
 from .vector import critic_width, make_vector_env
 from .workers import make_workers
 
@@ -130,10 +129,7 @@ class Trainer:
 
         writer = SummaryWriter(str(self.paths.tensorboard), purge_step=self.global_step or None)
         handlers = install_signal_handlers(self.request_stop)
-        # A huge step budget means "until the time limit": show counts, not a 0% bar.
-        total = cfg.total_steps if cfg.total_steps < 10**8 else None
-        bar = tqdm(total=total, initial=self.global_step, disable=not progress,
-                   desc=f"{cfg.algo.value} {Path(cfg.env).name}", unit="step", dynamic_ncols=True)
+        bar = progress_bar(cfg, self.global_step, progress)
         stall = StallWatch(bar, STALL_ITERATIONS)
         done_iterations = 0
         try:

@@ -35,6 +35,16 @@ def evaluate_held_out(policy, cfg, episodes: int, prefix: str = "") -> dict:
     return {f"{prefix}{k}": v["mean"] for k, v in result.summary().items()}
 
 
+def progress_bar(cfg, initial: int, progress: bool):
+    """The run's progress bar. A huge step budget means "until the time limit": show counts, not
+    a 0% bar with an ETA of days."""
+    from tqdm.auto import tqdm
+
+    total = cfg.total_steps if cfg.total_steps < 10**8 else None
+    return tqdm(total=total, initial=initial, disable=not progress, unit="step",
+                desc=f"{cfg.algo.value} {Path(cfg.env).name}", dynamic_ncols=True)
+
+
 def install_signal_handlers(callback) -> dict:
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -32,7 +32,6 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.utils import ConstantSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
-from tqdm.auto import tqdm
 
 import memgym.envs  # noqa: F401  (registers the envs)
 from memgym.policies.networks import build_network
@@ -41,7 +40,7 @@ from memgym.policies.torch_policy import NeuralPolicy
 from . import checkpoint
 from .config import TrainConfig
 from .run import STALL_ITERATIONS, RunPaths
-from .run_io import (StallWatch, evaluate_held_out, install_signal_handlers,
+from .run_io import (StallWatch, evaluate_held_out, install_signal_handlers, progress_bar,
                      restore_signal_handlers, snapshot_policy, write_record)
 
 # SB3 logger key -> our metric name (and sign): the same names as trainers/run.py writes.
@@ -235,8 +234,7 @@ class SB3Run:
         batch = cfg.num_envs * cfg.rollout_steps
         writer = SummaryWriter(str(self.paths.tensorboard), purge_step=self.global_step or None)
         handlers = install_signal_handlers(self.request_stop)
-        bar = tqdm(total=cfg.total_steps, initial=self.global_step, disable=not progress,
-                   desc=f"maskable_ppo {Path(cfg.env).name}", unit="step", dynamic_ncols=True)
+        bar = progress_bar(cfg, self.global_step, progress)
         done_iterations = 0
         stall = StallWatch(bar, STALL_ITERATIONS)
         try:
