@@ -72,7 +72,9 @@ class CueCorridorEnv(EmbodiedMemoryEnv):
     cue in memory when the first door came into attention?).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; since revised (same id): `recall` is kept while the attended item is
+      unchanged (one read serves as long as the agent looks at the same thing), not cleared at
+      every move.
     """
 
     description = "remember a cue along a corridor of up to thousands of steps, then pick its door"

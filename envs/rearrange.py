@@ -80,7 +80,9 @@ class RearrangeEnv(EmbodiedMemoryEnv):
     metrics (lost items: moved objects not in memory when they were moved).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; since revised (same id): `recall` is kept while the attended item is
+      unchanged (one read serves as long as the agent looks at the same thing), not cleared at
+      every move.
     """
 
     description = "put moved objects back where they were"
