@@ -169,3 +169,22 @@ def test_a_short_run_raises_the_return(tmp_path, algo):
     end = trainer.evaluate(64)["accuracy"]
     trainer.close()
     assert end >= start + 0.15, (start, end)
+
+
+def test_a_checkpoint_from_before_the_newer_options_loads_as_it_ran(tmp_path):
+    from memgym.trainers import checkpoint
+    from memgym.trainers.loading import load_policy
+
+    cfg = load_config(None, {**TINY, "addressing": False, "critic": "observation",
+                             "discount_clock": "step"})
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.train(max_iterations=1, progress=False)
+    trainer.close()
+    latest = tmp_path / "run" / "checkpoints" / "latest.pt"
+    payload = torch.load(latest, weights_only=False)
+    for key in checkpoint.PREDATING:  # what an older release wrote
+        del payload["config"][key]
+    torch.save(payload, latest)
+    policy = load_policy(tmp_path / "run")
+    assert policy.net.addressing is None
+    assert torch.equal(_params(policy.net), _params(trainer.net))

@@ -12,6 +12,10 @@ import torch
 
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
+# Config keys added after format 1 was fixed, with the value that reproduces what a checkpoint
+# written before them ran: such a checkpoint loads as the network it holds.
+PREDATING = {"addressing": False, "critic": "observation", "discount_clock": "step",
+             "grpo_credit": "episode"}
 
 
 class CheckpointError(Exception):
@@ -48,6 +52,7 @@ def load(path: str | Path) -> dict[str, Any]:
     for key in ("config", "net"):
         if key not in payload:
             raise CheckpointError(f"checkpoint {path} lacks '{key}'")
+    payload["config"] = {**PREDATING, **payload["config"]}
     return payload
 
 
