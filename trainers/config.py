@@ -90,7 +90,9 @@ class TrainConfig:
     """PPO: `advance` applies gamma and lambda only on actions that move the task on (the next
     stream item, a world move), so memory ops on one item do not shorten the credit horizon;
     `step` discounts every action (as SB3 does). On Conflict-Medium `advance` lifted PPO's
-    held-out accuracy after 4 minutes from 0.60 to 0.79 (BENCHMARKS.md)."""
+    held-out accuracy after 4 minutes from 0.60 to 0.79 (BENCHMARKS.md). An advance is read off
+    the item's `progress` feature; an `ExplicitMemory` env without a time limit has none (its
+    progress stays 0, so nothing would be discounted): use `step` there."""
     clip: float = 0.2
     """PPO ratio clip."""
     epochs: int = 4
