@@ -185,6 +185,14 @@ class CueCorridorVectorEnv(EmbodiedVectorEnv):
         self.correct[i], self.chosen[i] = env.correct, env.chosen
         self.first_door_seen[i] = env.first_door_seen
 
+    def _needed(self, rows) -> np.ndarray:
+        needed = np.zeros((len(rows), self.memory.num_facts), bool)
+        needed[:, self.cue_entity] = True
+        return needed
+
+    def _goal(self, rows) -> np.ndarray:
+        return self.door_cells[self.correct[rows]]
+
     def _phase(self, rows) -> np.ndarray:
         cfg = self.config
         at_doors = self.pos[rows, 1] > cfg.length - cfg.num_doors

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .bank import FACT, NUM_SLOT_FEATURES, POSITION
+from .bank import FACT, NUM_SLOT_FEATURES, POSITION, VERSION
 from .config import ConfigError, Level, build_config
 from .embedding import random_units
 from .grid import NO_ENTITY, NUM_VIEW_CODES, GridWorld, Move
@@ -327,9 +327,12 @@ class EmbodiedMemoryEnv(gym.Env):
             "item_is_query": self._is_query,
             "slot_occupied": mem.occupied[0].copy(),
             "slot_entity": content[:, FACT].copy(),
+            "slot_version": content[:, VERSION].copy(),  # 0: as first seen (where it belongs)
             "slot_cell": [self.cell_of(c) for c in content[:, POSITION]],
             "recall_valid": bool(mem.recall_valid[0]),
             "recall_entity": int(mem.recall_content[0, FACT]),
+            "recall_version": int(mem.recall_content[0, VERSION]),
+            "item_version": int(mem.item_content[0, VERSION]),
             "inner_ops": int(mem.inner_ops[0]),
             "keep": self._keep(),
             "answer_entity": self._answer_entity() if self._is_query else -1,

@@ -26,6 +26,7 @@ from gymnasium.vector.utils import batch_space
 from .config import Level
 from .embodied import NOISE_BANK, NUM_PHASES, EmbodiedMemoryEnv
 from .grid import _DX, _DY, _NUM_CELLS, _WALL, NO_ENTITY, Move
+from .privileged import embodied_privileged, embodied_privileged_size
 from .slot_memory import SlotMemory, unit_rows
 
 _NUM_MOVES = len(Move)
@@ -74,6 +75,16 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
 
     def _version(self, rows, entity, pos) -> np.ndarray:
         return np.zeros(len(rows), np.int64)
+
+    def _needed(self, rows) -> np.ndarray:
+        """`[len(rows), F]` bool: the entities whose version 0 the episode asks about (the single
+        env's `_keep`), for the privileged critic features."""
+        return np.zeros((len(rows), self.memory.num_facts), bool)
+
+    def _goal(self, rows) -> np.ndarray:
+        """`[len(rows), 2]`: the cell the task wants the agent at now, `-1` where there is none
+        yet (privileged: the critic's, never the policy's)."""
+        return np.full((len(rows), 2), -1, np.int64)
 
     def _extra_obs(self, r) -> dict[str, np.ndarray]:
         """Task keys beyond the family's, for rows `r` (a slice or an index array)."""
@@ -316,6 +327,16 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         obs["phase"] = phase
         obs.update(self._extra_obs(r))
         return obs
+
+    @property
+    def privileged_width(self) -> int:
+        """Width of `privileged()`, known before the first reset."""
+        return embodied_privileged_size(self.config.capacity)
+
+    def privileged(self) -> np.ndarray:
+        """Hidden-state features of the current step for an asymmetric critic (`envs/privileged.py`);
+        never part of the observation."""
+        return embodied_privileged(self)
 
     def action_masks(self) -> np.ndarray:
         return self.memory.mask.astype(bool)

@@ -320,6 +320,15 @@ class ObjectRecallVectorEnv(EmbodiedVectorEnv):
         self.memory.needed(cue, self.target[cue])
         return self._success(rows).astype(np.float64) * declare, declare
 
+    def _needed(self, rows) -> np.ndarray:
+        needed = np.zeros((len(rows), self.memory.num_facts), bool)
+        needed[np.arange(len(rows)), self.target[rows]] = True
+        return needed
+
+    def _goal(self, rows) -> np.ndarray:
+        cued = self._phase(rows) == RecallPhase.CUE
+        return np.where(cued[:, None], self.origin[rows, self.target[rows]], -1)
+
     def _success(self, rows) -> np.ndarray:
         goal = self.origin[rows, self.target[rows]]
         return self.declared[rows] & (self.declared_pos[rows] == goal).all(-1)

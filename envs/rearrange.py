@@ -224,6 +224,17 @@ class RearrangeVectorEnv(EmbodiedVectorEnv):
     def _phase(self, rows) -> np.ndarray:
         return (self.t[rows] >= self.config.observe_steps).astype(np.int64)
 
+    def _needed(self, rows) -> np.ndarray:
+        needed = np.zeros((len(rows), self.memory.num_facts), bool)
+        needed[np.arange(len(rows))[:, None], self.moved[rows]] = True
+        return needed
+
+    def _goal(self, rows) -> np.ndarray:
+        """Where the object being carried belongs, while one is."""
+        held = self.carrying[rows]
+        goal = self.origin[rows, np.maximum(held, 0)]
+        return np.where((held >= 0)[:, None], goal, -1)
+
     def _in_place(self, rows) -> np.ndarray:
         return (self.where[rows, : self.config.num_objects] == self.origin[rows]).all(-1)
 

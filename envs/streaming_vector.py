@@ -30,7 +30,7 @@ from .bank import _EMPTY_REF, _LOG_AGE, _LOG_SCALE, _MAX_AGE, NUM_SLOT_FEATURES
 from .config import Level
 from .episode_metrics import METRIC_NAMES, Fate
 from .ops import Op
-from .privileged import streaming_privileged
+from .privileged import privileged_size, streaming_privileged
 from .stream import FactStream, ItemKind
 from .stream_block import StreamBlocks
 from .streaming import NUM_ITEM_FEATURES, StreamingMemoryEnv
@@ -529,6 +529,11 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
     def action_masks(self) -> np.ndarray:
         """Valid actions `[N, n_actions]` as booleans (sb3-contrib's MaskablePPO convention)."""
         return self.mask.astype(bool)
+
+    @property
+    def privileged_width(self) -> int:
+        """Width of `privileged()`, known before the first reset."""
+        return privileged_size(self.K)
 
     def privileged(self) -> np.ndarray:
         """Hidden-state features of the current step for an asymmetric critic (`envs/privileged.py`);

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -65,9 +66,17 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, options):
 
 
 def test_a_privileged_critic_needs_an_env_that_has_one(tmp_path):
-    cfg = load_config(None, {**TINY, "env": "memgym/ObjectRecall-Easy-v0", "critic": "privileged"})
-    with pytest.raises(ConfigError, match="set critic=observation"):
-        Trainer(cfg, tmp_path / "run")
+    # Every registered id has a native vector env with the features; an id without one (a user's
+    # own, run through SyncVectorEnv) has none.
+    spec = gym.spec("memgym/ObjectRecall-Easy-v0")
+    gym.register("memgym-test/NoNativeVector-v0", entry_point=spec.entry_point, kwargs=spec.kwargs)
+    try:
+        cfg = load_config(None, {**TINY, "env": "memgym-test/NoNativeVector-v0",
+                                 "critic": "privileged"})
+        with pytest.raises(ConfigError, match="set critic=observation"):
+            Trainer(cfg, tmp_path / "run")
+    finally:
+        del gym.registry["memgym-test/NoNativeVector-v0"]
 
 
 def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path):

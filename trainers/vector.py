@@ -37,5 +37,5 @@ def critic_width(cfg: TrainConfig, env: gym.vector.VectorEnv) -> int:
         if cfg.critic is Critic.AUTO:
             return 0
         raise ConfigError(f"critic=privileged needs a native vector env with privileged features "
-                          f"(the streaming family); {cfg.env} has none: set critic=observation")
-    return int(env.privileged().shape[-1])
+                          f"(every memgym task has one); {cfg.env} has none: set critic=observation")
+    return int(env.privileged_width)
