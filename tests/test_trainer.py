@@ -197,3 +197,26 @@ def test_a_checkpoint_from_before_the_newer_options_loads_as_it_ran(tmp_path):
     policy = load_policy(tmp_path / "run")
     assert policy.net.addressing is None
     assert torch.equal(_params(policy.net), _params(trainer.net))
+
+
+def test_an_embodied_checkpoint_from_before_its_privileged_critic_still_evaluates(tmp_path):
+    from memgym.policies.networks import build_network
+    from memgym.trainers import checkpoint
+    from memgym.trainers.loading import load_policy
+
+    cfg = load_config(None, {**TINY, "env": "memgym/ObjectRecall-Easy-v0"})
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert trainer.net.privileged_dim > 0  # `critic: auto` now gives embodied tasks one
+    trainer.train(max_iterations=1, progress=False)
+    trainer.close()
+    latest = tmp_path / "run" / "checkpoints" / "latest.pt"
+    payload = torch.load(latest, weights_only=False)
+    # What the previous release wrote for the same config: a value head without those inputs.
+    space = gym.make(cfg.env).observation_space
+    old = build_network(cfg.policy, space, cfg.hidden, 0, cfg.addressing).state_dict()
+    payload["net"] = old
+    torch.save(payload, latest)
+    policy = load_policy(tmp_path / "run")
+    assert policy.net.privileged_dim == 0
+    with pytest.raises(checkpoint.CheckpointError, match="cannot be resumed"):
+        Trainer(load_config(tmp_path / "run" / "config.yaml"), tmp_path / "run", resume=True)

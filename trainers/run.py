@@ -110,10 +110,17 @@ class Trainer:
         checkpoint.check_config(payload, self.cfg.to_dict())
         self.iteration, self.global_step = payload["iteration"], payload["global_step"]
         self.elapsed, self.history = payload["elapsed"], payload["history"]
-        self.net.load_state_dict(payload["net"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        if self.reference is not None and payload["reference"] is not None:
-            self.reference.load_state_dict(payload["reference"])
+        try:
+            self.net.load_state_dict(payload["net"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            if self.reference is not None and payload["reference"] is not None:
+                self.reference.load_state_dict(payload["reference"])
+        except (RuntimeError, ValueError) as e:
+            # A run of an earlier version whose network has changed since (for evaluation,
+            # `memgym eval --policy` still loads it).
+            raise checkpoint.CheckpointError(
+                f"this checkpoint's network differs from what this version builds for its config, "
+                f"so it cannot be resumed (evaluate it with `memgym eval --policy`): {e}") from None
         self.generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
         self.workers.set_states(payload["workers"])
