@@ -39,6 +39,18 @@ def expected_from_state(state: dict, capacity: int, num_facts: int) -> np.ndarra
     ]).astype(np.float32)
 
 
+def step_alike(vec, singles, obs, rng):
+    """One random valid action per env, to the vector env and to each single env alike."""
+    actions = random_actions(obs, rng)
+    obs, *_ = vec.step(actions)
+    for i, env in enumerate(singles):
+        _, _, terminated, truncated, _ = env.step(int(actions[i]))
+        if terminated or truncated:
+            env.reset()
+    assert PRIVILEGED not in obs  # never part of the observation
+    return obs
+
+
 @pytest.mark.parametrize("env_id", STREAMING_IDS)
 def test_privileged_features_match_each_single_envs_hidden_state(env_id):
     kw = {"length": 200} if "-Hard-" in env_id else {"length": 60}
@@ -55,13 +67,7 @@ def test_privileged_features_match_each_single_envs_hidden_state(env_id):
         for i, env in enumerate(singles):
             want = expected_from_state(env.unwrapped.get_state(), cfg.capacity, cfg.num_facts)
             np.testing.assert_array_equal(got[i], want, err_msg=f"step {step} env {i}")
-        actions = random_actions(obs, rng)
-        obs, _, terminated, _, _ = vec.step(actions)
-        for i, env in enumerate(singles):
-            _, _, te, tr, _ = env.step(int(actions[i]))
-            if te or tr:
-                env.reset()
-        assert PRIVILEGED not in obs
+        obs = step_alike(vec, singles, obs, rng)
 
 
 def test_privileged_features_reach_the_value_only():
@@ -154,13 +160,7 @@ def test_embodied_privileged_features_match_each_single_envs_hidden_state(env_id
             np.testing.assert_allclose(got[i], want, rtol=1e-6, err_msg=f"step {step} env {i}")
         goal_seen |= bool(got[:, -1].any())
         needed_held |= bool(got[:, :capacity].any())
-        actions = random_actions(obs, rng)
-        obs, _, terminated, _, _ = vec.step(actions)
-        for i, env in enumerate(singles):
-            _, _, te, tr, _ = env.step(int(actions[i]))
-            if te or tr:
-                env.reset()
-        assert PRIVILEGED not in obs
+        obs = step_alike(vec, singles, obs, rng)
     assert needed_held, "a random policy should have stored a needed entity at least once"
     # The corridor's goal is set from the start; ObjectRecall's once cued (Hard cues after 300
     # steps); a random walk seldom carries a moved object in Rearrange.

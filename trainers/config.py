@@ -84,8 +84,10 @@ class TrainConfig:
     """PPO: `privileged` gives the value head hidden-state features of the memory (which slots
     hold the latest version of a fact, a stale one or a distractor; whether the item is a fact
     already held: `envs/privileged.py`), an asymmetric critic. The policy still sees only the
-    observation, so it transfers unchanged; the advantages get far less noisy. The streaming
-    family provides the features; `auto` uses them wherever they exist (PPO only)."""
+    observation, so it transfers unchanged; the advantages get far less noisy. Every memgym
+    task's native vector env provides them (the embodied family: which slots hold what the task
+    will ask about, distances to it and to the goal); `auto` uses them wherever they exist (PPO
+    only)."""
     discount_clock: DiscountClock = DiscountClock.ADVANCE
     """PPO: `advance` applies gamma and lambda only on actions that move the task on (the next
     stream item, a world move), so memory ops on one item do not shorten the credit horizon;
