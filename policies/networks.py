@@ -35,9 +35,11 @@ WORLD_OP_PRIOR = (-2.0, -4.0, -4.0, 0.0)
 # otherwise often settles on keeping stale copies beside new versions (BENCHMARKS.md).
 ADDRESSING_INIT = (0.0, 4.0, 0.0, 4.0)  # STORE, EDIT, EVICT, RETRIEVE
 # Where memory ops compete with world actions the op prior (`WORLD_OP_PRIOR`) shapes the first
-# rollouts instead, and an item is seen again and again (its slot is always the most similar):
-# the strengths start at zero there and are learned.
-WORLD_ADDRESSING_INIT = (0.0, 0.0, 0.0, 0.0)
+# rollouts, and an item is seen again and again (its slot is always the most similar). There only
+# EDIT starts addressed: writing what memory already holds then refreshes its own slot rather than
+# overwriting another. RETRIEVE starts at zero: addressed from the start, ObjectRecall-Easy PPO
+# collapsed to never writing on both seeds tried (BENCHMARKS.md).
+WORLD_ADDRESSING_INIT = (0.0, 4.0, 0.0, 0.0)
 SIM_ITEM_FROM_END = SLOT_FEATURES.index("sim_item") - NUM_SLOT_FEATURES
 
 

@@ -332,7 +332,8 @@ def test_render(mode):
 
 def test_untrained_network_mostly_acts_in_the_world():
     """`WORLD_OP_PRIOR`: an untrained pointer net on an embodied task puts most of its mass on
-    moves and little on overwriting or evicting (even logits would churn memory every step)."""
+    moves and little on overwriting or evicting (even logits would churn memory every step);
+    `WORLD_ADDRESSING_INIT`: an EDIT goes to a slot already holding what is seen."""
     env = make("memgym/ObjectRecall-Easy-v0")
     obs, _ = env.reset(seed=0)
     for _ in range(3):  # fill the slots, so that EDIT and EVICT are valid too
@@ -343,10 +344,22 @@ def test_untrained_network_mostly_acts_in_the_world():
     assert obs["action_mask"][len(Move) + K :].all()  # EDIT, EVICT, RETRIEVE all valid
     torch.manual_seed(0)
     net = build_network("slot_pool", env.observation_space)
-    with torch.no_grad():
-        logits, _, _ = net(obs_to_torch(batch_observations([obs])))
-    p = torch.softmax(logits, -1)[0].numpy()
+
+    def probs(o):
+        with torch.no_grad():
+            logits, _, _ = net(obs_to_torch(batch_observations([o])))
+        return torch.softmax(logits, -1)[0].numpy()
+
+    sim = env.config.dim + 5  # each slot's similarity to the item
+    assert (obs["slots"][:, sim] > 0.9).all()  # the same entity was attended at each STORE
+    unlike = {**obs, "slots": obs["slots"].copy()}
+    unlike["slots"][:, sim] = 0.0  # as if memory held other things than what is seen
+    p = probs(unlike)
     W, valid = len(Move), obs["action_mask"].astype(bool)
     even = valid[:W].sum() / valid.sum()  # the moves' share under even logits
     assert p[:W].sum() > 1.5 * even
-    assert p[W + K : W + 3 * K].sum() < 0.05  # EDIT and EVICT
+    assert p[W + K : W + 3 * K].sum() < 0.05  # EDIT and EVICT: overwriting other things is rare
+    same = probs(obs)
+    # What memory already holds is rewritten into its own slot (EDIT is addressed), not evicted.
+    assert same[W + K : W + 2 * K].sum() > 5 * p[W + K : W + 2 * K].sum()
+    assert same[W + 2 * K : W + 3 * K].sum() < 0.05

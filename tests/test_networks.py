@@ -92,3 +92,30 @@ def test_content_addressing_adds_strength_times_similarity_to_slot_op_logits():
         cols = [u.encode(op, s) for s in range(3)]
         torch.testing.assert_close(a[0, cols] - b[0, cols], strength * sim[:3])
     assert torch.equal(a[0, 0], b[0, 0])  # SKIP is not addressed
+
+
+def test_world_tasks_start_with_edit_addressed_only():
+    import gymnasium as gym
+
+    from memgym.envs import Op
+    from memgym.policies import batch_observations
+    from memgym.policies.networks import WORLD_ADDRESSING_INIT, build_network, obs_to_torch
+
+    env = gym.make("memgym/ObjectRecall-Easy-v0")
+    obs, _ = env.reset(seed=0)
+    u = env.unwrapped
+    obs, *_ = env.step(u.encode(Op.STORE, 0))  # slot 0 now holds the attended item
+    batch = obs_to_torch(batch_observations([obs]))
+    torch.manual_seed(0)
+    plain = build_network("slot_pool", env.observation_space, addressing=False)
+    torch.manual_seed(0)
+    addressed = build_network("slot_pool", env.observation_space, addressing=True)
+    with torch.no_grad():
+        a, _, _ = addressed(batch)
+        b, _, _ = plain(batch)
+    sim = float(obs["slots"][0, u.config.dim + 5])
+    assert sim > 0.99
+    for op, strength in zip((Op.EDIT, Op.EVICT, Op.RETRIEVE), WORLD_ADDRESSING_INIT[1:]):
+        col = u.encode(op, 0)
+        torch.testing.assert_close(a[0, col] - b[0, col], torch.tensor(strength * sim))
+    assert WORLD_ADDRESSING_INIT[1] > 0 and WORLD_ADDRESSING_INIT[3] == 0
