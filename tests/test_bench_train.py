@@ -33,4 +33,3 @@ def test_bench_train_cli_errors_exit_2(capsys):
 def test_bench_envs_is_still_there():
     # The envs bench shares the subcommand; its argument checking still answers.
     assert main(["bench", "envs", "--seconds", "0"]) == 2
-
