@@ -63,12 +63,26 @@ def test_pointer_nets_are_permutation_equivariant_over_slots(arch):
     torch.testing.assert_close(va, vb, atol=1e-5, rtol=1e-5)
 
 
+def logits_with_and_without_addressing(env, obs):
+    """The same untrained slot_pool network's logits for `obs`, with and without addressing."""
+    from memgym.policies import batch_observations
+    from memgym.policies.networks import build_network, obs_to_torch
+
+    batch = obs_to_torch(batch_observations([obs]))
+    logits = []
+    for addressing in (True, False):
+        torch.manual_seed(0)
+        net = build_network("slot_pool", env.observation_space, addressing=addressing)
+        with torch.no_grad():
+            logits.append(net(batch)[0])
+    return logits
+
+
 def test_content_addressing_adds_strength_times_similarity_to_slot_op_logits():
     import gymnasium as gym
 
     from memgym.envs import Op
-    from memgym.policies import batch_observations
-    from memgym.policies.networks import ADDRESSING_INIT, build_network, obs_to_torch
+    from memgym.policies.networks import ADDRESSING_INIT
 
     env = gym.make("memgym/Conflict-Medium-v0")
     obs, _ = env.reset(seed=0)
@@ -79,14 +93,7 @@ def test_content_addressing_adds_strength_times_similarity_to_slot_op_logits():
         obs, *_ = env.step(u.encode(Op.STORE, slot))
     while obs["item"][u.config.dim] > 0.5:
         obs, *_ = env.step(0)
-    batch = obs_to_torch(batch_observations([obs]))
-    torch.manual_seed(0)
-    plain = build_network("slot_pool", env.observation_space, addressing=False)
-    torch.manual_seed(0)
-    addressed = build_network("slot_pool", env.observation_space, addressing=True)
-    with torch.no_grad():
-        a, _, _ = addressed(batch)
-        b, _, _ = plain(batch)
+    a, b = logits_with_and_without_addressing(env, obs)
     sim = torch.as_tensor(obs["slots"][:, u.config.dim + 5])  # sim_item
     for op, strength in zip((Op.EDIT, Op.RETRIEVE), (ADDRESSING_INIT[1], ADDRESSING_INIT[3])):
         cols = [u.encode(op, s) for s in range(3)]
@@ -98,21 +105,13 @@ def test_world_tasks_start_with_edit_addressed_only():
     import gymnasium as gym
 
     from memgym.envs import Op
-    from memgym.policies import batch_observations
-    from memgym.policies.networks import WORLD_ADDRESSING_INIT, build_network, obs_to_torch
+    from memgym.policies.networks import WORLD_ADDRESSING_INIT
 
     env = gym.make("memgym/ObjectRecall-Easy-v0")
     obs, _ = env.reset(seed=0)
     u = env.unwrapped
     obs, *_ = env.step(u.encode(Op.STORE, 0))  # slot 0 now holds the attended item
-    batch = obs_to_torch(batch_observations([obs]))
-    torch.manual_seed(0)
-    plain = build_network("slot_pool", env.observation_space, addressing=False)
-    torch.manual_seed(0)
-    addressed = build_network("slot_pool", env.observation_space, addressing=True)
-    with torch.no_grad():
-        a, _, _ = addressed(batch)
-        b, _, _ = plain(batch)
+    a, b = logits_with_and_without_addressing(env, obs)
     sim = float(obs["slots"][0, u.config.dim + 5])
     assert sim > 0.99
     for op, strength in zip((Op.EDIT, Op.EVICT, Op.RETRIEVE), WORLD_ADDRESSING_INIT[1:]):
