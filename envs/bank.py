@@ -7,7 +7,6 @@ leak task-internal ids.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -19,8 +18,8 @@ SLOT_FEATURES = (
     "occupied",
     "age",  # since the last STORE/EDIT, log-scaled
     "since_used",  # since the last read or write, log-scaled
-    "reads",  # log-scaled count
-    "edits",  # log-scaled count
+    "reads",  # log-scaled count, saturating at COUNT_CAP
+    "edits",  # log-scaled count, saturating at COUNT_CAP
     "sim_item",  # cosine similarity to the current item
     "sim_recall",  # cosine similarity to what `recall` holds (0 when empty)
     "sim_queries",  # cosine similarity to the mean of the queries seen so far
@@ -34,6 +33,12 @@ _LOG_SCALE = 1.0 / 8.0
 # `_LOG_AGE[_MAX_AGE - t:]` indexed by each slot's reference time: no per-step subtraction.
 _MAX_AGE = (1 << 16) - 1
 _LOG_AGE = (np.log1p(np.arange(_MAX_AGE, -1, -1)) * _LOG_SCALE).astype(np.float32)
+# Read and edit counts saturate: a policy that reads about once per item would otherwise see counts
+# at 100x the training length that it never met in training (clipping them to the training range
+# recovered most of PPO's accuracy drop at 100x, BENCHMARKS.md). At the cap the feature says "read
+# often" the same way at any length, and training at the shortest lengths already reaches it.
+COUNT_CAP = 7
+_LOG_COUNT = (np.log1p(np.arange(COUNT_CAP + 1)) * _LOG_SCALE).astype(np.float32)
 _EMPTY_REF = 1 << 62  # reference time of an empty slot: clipped to the last entry, log1p(0) = 0
 _VIEWS = (
     "written_at", "used_at", "_age_ref", "reads", "edits",
@@ -159,8 +164,8 @@ class MemoryBank:
         f = out[:, d:]
         f[:, 0] = self.occupied
         self.ages(t, f[:, 1:3].T)
-        f[:, 3] = np.log1p(self.reads) * _LOG_SCALE
-        f[:, 4] = np.log1p(self.edits) * _LOG_SCALE
+        f[:, 3] = count_feature(self.reads)
+        f[:, 4] = count_feature(self.edits)
         f[:, 5] = self.embedding @ item
         f[:, 6] = self.embedding @ recall
         f[:, 7] = self.embedding @ queries
@@ -176,7 +181,12 @@ class MemoryBank:
         return out
 
     def reads_feature(self, slot: int) -> float:
-        return math.log1p(self.reads[slot]) * _LOG_SCALE
+        return _LOG_COUNT[min(self.reads[slot], COUNT_CAP)]
 
     def edits_feature(self, slot: int) -> float:
-        return math.log1p(self.edits[slot]) * _LOG_SCALE
+        return _LOG_COUNT[min(self.edits[slot], COUNT_CAP)]
+
+
+def count_feature(counts: np.ndarray) -> np.ndarray:
+    """The `reads` / `edits` slot feature of integer counts (any shape): log-scaled, saturating."""
+    return _LOG_COUNT[np.minimum(counts, COUNT_CAP)]

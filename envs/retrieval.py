@@ -21,7 +21,8 @@ class RetrievalEnv(StreamingMemoryEnv):
     ## Observation Space
     `Dict(item, slots, recall, action_mask)`: the item's embedding and features (is it a query,
     stream progress, similarity to recall and to past queries, ...), per slot its embedding,
-    age, time since use, reads, edits and similarities to the item, recall and past queries.
+    age, time since use, reads and edits (counts that saturate at `COUNT_CAP`, so they mean the
+    same at any stream length) and similarities to the item, recall and past queries.
     Only features computable from real text embeddings: never a task-internal id.
 
     ## Rewards

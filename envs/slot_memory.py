@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bank import FACT, NUM_SLOT_FEATURES, VERSION
+from .bank import FACT, NUM_SLOT_FEATURES, VERSION, count_feature
 from .episode_metrics import Fate
 from .ops import ActionCodec, Op
 from .streaming import NUM_ITEM_FEATURES
@@ -277,8 +277,8 @@ class SlotMemory:
         s[..., 0] = occ
         s[..., 1] = np.log1p(t - self.written_at[r]) * LOG_SCALE * occ
         s[..., 2] = np.log1p(t - self.used_at[r]) * LOG_SCALE * occ
-        s[..., 3] = np.log1p(self.slot_reads[r]) * LOG_SCALE
-        s[..., 4] = np.log1p(self.slot_edits[r]) * LOG_SCALE
+        s[..., 3] = count_feature(self.slot_reads[r])
+        s[..., 4] = count_feature(self.slot_edits[r])
         # One batched matmul for the three similarities; each env's row is the same product
         # whatever the batch, so a single env and a vector env agree bit for bit.
         s[..., 5:8] = np.matmul(emb, np.stack((item, recall, queries), axis=2))

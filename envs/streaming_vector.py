@@ -26,7 +26,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from .bank import _EMPTY_REF, _LOG_AGE, _LOG_SCALE, _MAX_AGE, NUM_SLOT_FEATURES
+from .bank import _EMPTY_REF, _LOG_AGE, _LOG_SCALE, _MAX_AGE, NUM_SLOT_FEATURES, count_feature
 from .config import Level
 from .episode_metrics import METRIC_NAMES, Fate
 from .ops import Op
@@ -52,10 +52,6 @@ def _mv(mats: np.ndarray, vecs: np.ndarray) -> np.ndarray:
 def _vv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise dot products `[n, D] x [n, D] -> [n]`: one BLAS dot per env, as `a.dot(b)`."""
     return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0]
-
-
-def _log_count(counts: np.ndarray) -> np.ndarray:
-    return np.log1p(counts) * _LOG_SCALE
 
 
 class StreamingVectorEnv(gym.vector.VectorEnv):
@@ -292,7 +288,7 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self.recall_fact[rows] = self.slot_fact[rows, slots]
         self.recall_version[rows] = self.slot_version[rows, slots]
         self.recall_valid[rows] = True
-        self.ob_slots[rows, slots, D + READS] = _log_count(self.reads[rows, slots])
+        self.ob_slots[rows, slots, D + READS] = count_feature(self.reads[rows, slots])
         self.ob_slots[rows, slots, D + SINCE_USED] = 0.0
         self.ob_recall[rows, :D] = recall
         self.ob_recall[rows, D] = 1.0
@@ -308,7 +304,7 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
             self._drop(edit, es, Fate.OVERWRITTEN)
             self.edits[edit, es] += 1
             self.counts["edits"][edit] += 1
-            self.ob_slots[edit, es, D + EDITS] = _log_count(self.edits[edit, es])
+            self.ob_slots[edit, es, D + EDITS] = count_feature(self.edits[edit, es])
         if len(store):
             self.occupied[store, ss] = True
             self.size[store] += 1
@@ -484,8 +480,8 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         s[rows, :, :D] = emb
         s[rows, :, D + OCCUPIED] = self.occupied[rows]
         s[rows, :, D + AGE : D + SINCE_USED + 1] = self._ages(rows)
-        s[rows, :, D + READS] = _log_count(self.reads[rows])
-        s[rows, :, D + EDITS] = _log_count(self.edits[rows])
+        s[rows, :, D + READS] = count_feature(self.reads[rows])
+        s[rows, :, D + EDITS] = count_feature(self.edits[rows])
         s[rows, :, D + SIM_ITEM] = _mv(emb, item)
         s[rows, :, D + SIM_RECALL] = _mv(emb, recall)
         s[rows, :, D + SIM_QUERIES] = _mv(emb, queries)

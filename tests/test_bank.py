@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from memgym.envs import SLOT_FEATURES, MemoryBank
-from memgym.envs.bank import EMPTY_CONTENT, NUM_SLOT_FEATURES
+from memgym.envs.bank import COUNT_CAP, EMPTY_CONTENT, NUM_SLOT_FEATURES
 
 K, D = 4, 6
 OCC, AGE, SINCE_USED, READS, EDITS, SIM_ITEM, SIM_RECALL, SIM_QUERIES = range(NUM_SLOT_FEATURES)
@@ -58,8 +58,8 @@ def check_features(bank: MemoryBank, t: int, item, recall, queries) -> None:
     np.testing.assert_array_equal(extra[:, OCC], occ.astype(np.float32))
     np.testing.assert_allclose(extra[occ, AGE], np.log1p(t - bank.written_at[occ]) / 8, rtol=1e-6)
     np.testing.assert_allclose(extra[occ, SINCE_USED], np.log1p(t - bank.used_at[occ]) / 8, rtol=1e-6)
-    np.testing.assert_allclose(extra[:, READS], np.log1p(bank.reads) / 8, rtol=1e-6)
-    np.testing.assert_allclose(extra[:, EDITS], np.log1p(bank.edits) / 8, rtol=1e-6)
+    np.testing.assert_allclose(extra[:, READS], np.log1p(np.minimum(bank.reads, COUNT_CAP)) / 8, rtol=1e-6)
+    np.testing.assert_allclose(extra[:, EDITS], np.log1p(np.minimum(bank.edits, COUNT_CAP)) / 8, rtol=1e-6)
     for col, vec in ((SIM_ITEM, item), (SIM_RECALL, recall), (SIM_QUERIES, queries)):
         np.testing.assert_allclose(extra[:, col], bank.embedding @ vec, atol=1e-5)
         assert (np.abs(extra[:, col]) <= 1 + 1e-5).all()
@@ -190,6 +190,26 @@ def test_evicted_slot_is_zeroed_and_reusable():
     assert not bank.embedding.any() and bank.size == 0 and bank.first_free() == 0
     bank.store(1, e, (5, 0, 20), t=20)
     assert (bank.reads[1], bank.edits[1]) == (0, 0)  # a fresh write starts fresh metadata
+
+
+def test_read_and_edit_counts_saturate_so_long_streams_look_like_short_ones():
+    bank = MemoryBank(2, 3)
+    e = np.array([0.6, 0.8, 0.0], np.float32)
+    bank.store(0, e, (1, 0, 0), t=0)
+    bank.store(1, e, (2, 0, 0), t=0)
+    feature = lambda: bank.features(1000, e, 0 * e, 0 * e, np.zeros((2, 3 + NUM_SLOT_FEATURES), np.float32))
+    for t in range(1, COUNT_CAP):
+        bank.read(0, t)
+        bank.edit(1, e, (2, t, t), t)
+    below = feature()[:, 3 + READS : 3 + EDITS + 1].copy()
+    for t in range(COUNT_CAP, 500):
+        bank.read(0, t)
+        bank.edit(1, e, (2, t, t), t)
+    at_cap = feature()[:, 3 + READS : 3 + EDITS + 1]
+    assert below[0, 0] < at_cap[0, 0] and below[1, 1] < at_cap[1, 1]  # still counting below the cap
+    # 499 reads (edits) look exactly like COUNT_CAP of them.
+    assert at_cap[0, 0] == at_cap[1, 1] == np.float32(np.log1p(COUNT_CAP) / 8)
+    assert bank.reads_feature(0) == bank.edits_feature(1) == at_cap[0, 0]
 
 
 # ---- the same invariants through the env, with arbitrary actions -------------------------------

@@ -9,6 +9,7 @@ import pytest
 from helpers import STREAMING_IDS, make
 
 from memgym.envs import ITEM_FEATURES, SLOT_FEATURES, Op
+from memgym.envs.bank import COUNT_CAP
 
 ATOL = 1e-5
 
@@ -76,8 +77,8 @@ class AgentSideModel:
                 1.0,
                 np.log1p(t - s["written"]) / 8,
                 np.log1p(t - s["used"]) / 8,
-                np.log1p(s["reads"]) / 8,
-                np.log1p(s["edits"]) / 8,
+                np.log1p(min(s["reads"], COUNT_CAP)) / 8,
+                np.log1p(min(s["edits"], COUNT_CAP)) / 8,
                 s["emb"] @ item,
                 s["emb"] @ self.recall,
                 s["emb"] @ queries,
