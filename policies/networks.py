@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from memgym.envs.bank import NUM_SLOT_FEATURES, SLOT_FEATURES
+from memgym.envs.streaming import ITEM_FEATURES, NUM_ITEM_FEATURES
 
 NUM_SLOT_OPS = 4
 MASKED = -1e8  # logit of an invalid action: exp() underflows to exactly 0
@@ -40,7 +41,17 @@ ADDRESSING_INIT = (0.0, 4.0, 0.0, 4.0)  # STORE, EDIT, EVICT, RETRIEVE
 # overwriting another. RETRIEVE starts at zero: addressed from the start, ObjectRecall-Easy PPO
 # collapsed to never writing on both seeds tried (BENCHMARKS.md).
 WORLD_ADDRESSING_INIT = (0.0, 4.0, 0.0, 0.0)
+# There RETRIEVE is addressed only where reading is what a question asks for: a second strength
+# per op, times the slot's similarity, gated by "the item is a question not yet read for"
+# (`is_query` and not `recall_valid`), the reading rule of the heuristics. Without it, PPO on
+# ObjectRecall-Easy first learns to fill every slot with the first object it meets, so that any
+# read answers right half the time, and storing the other object only pays once reads also pick
+# the slot the cue names: two changes that must come together, and half the seeds never made
+# them (BENCHMARKS.md). Streaming tasks already address RETRIEVE at every item.
+QUERY_ADDRESSING_INIT = (0.0, 0.0, 0.0, 4.0)
 SIM_ITEM_FROM_END = SLOT_FEATURES.index("sim_item") - NUM_SLOT_FEATURES
+IS_QUERY_FROM_END = ITEM_FEATURES.index("is_query") - NUM_ITEM_FEATURES
+RECALL_VALID_FROM_END = ITEM_FEATURES.index("recall_valid") - NUM_ITEM_FEATURES
 
 
 class Architecture(str, Enum):
@@ -100,7 +111,7 @@ class SlotAttentionNet(nn.Module):
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, hidden: int = 64,
                  heads: int = 4, recurrent: bool = False, attention: bool = True,
                  extras: tuple[list[str], int] = ([], 0), world_actions: int = 1,
-                 privileged_dim: int = 0, addressing: bool = True):
+                 privileged_dim: int = 0, addressing: bool = True, query_addressing: bool = True):
         super().__init__()
         self.extras, extra_dim = extras
         item_dim += extra_dim
@@ -122,6 +133,8 @@ class SlotAttentionNet(nn.Module):
                 self.op_head[-1].bias.copy_(torch.tensor(WORLD_OP_PRIOR))
         strength = WORLD_ADDRESSING_INIT if world_actions > 1 else ADDRESSING_INIT
         self.addressing = nn.Parameter(torch.tensor(strength)) if addressing else None
+        gated = addressing and query_addressing and world_actions > 1
+        self.query_addressing = nn.Parameter(torch.tensor(QUERY_ADDRESSING_INIT)) if gated else None
         # SKIP plus any world actions (an embodied task's moves) are scored from the pooled context.
         self.world_head = mlp(3 * hidden, hidden, world_actions)
         self.value_head = mlp(3 * hidden + privileged_dim, hidden, 1)
@@ -148,6 +161,10 @@ class SlotAttentionNet(nn.Module):
         if self.addressing is not None:
             sim = obs["slots"][..., SIM_ITEM_FROM_END].unsqueeze(-1)  # (N, K, 1)
             per_slot = per_slot + sim * self.addressing
+            if self.query_addressing is not None:
+                features = obs["item"]
+                unread = features[:, IS_QUERY_FROM_END] * (1.0 - features[:, RECALL_VALID_FROM_END])
+                per_slot = per_slot + sim * unread[:, None, None] * self.query_addressing
         pooled = torch.cat([item, slots.mean(1), slots.amax(1)], -1)
         # (N, K, 4) -> (N, 4, K) -> (N, 4K): one block of K per op, as the action codec lays out.
         logits = torch.cat([self.world_head(pooled), per_slot.transpose(1, 2).reshape(n, -1)], -1)
@@ -183,10 +200,13 @@ class MLPNet(nn.Module):
 
 
 def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
-                  privileged_dim: int = 0, addressing: bool = True) -> nn.Module:
+                  privileged_dim: int = 0, addressing: bool = True,
+                  query_addressing: bool = True) -> nn.Module:
     """Build a network sized from a streaming env's observation space; `privileged_dim > 0`
     gives its value head that many hidden-state features (an asymmetric critic); `addressing`
-    adds content-based addressing to the slot networks' op logits (`ADDRESSING_INIT`)."""
+    adds content-based addressing to the slot networks' op logits (`ADDRESSING_INIT`), and
+    `query_addressing` its question-gated form where there are world actions
+    (`QUERY_ADDRESSING_INIT`)."""
     arch = Architecture(arch)
     item_dim = observation_space["item"].shape[-1]
     capacity, slot_dim = observation_space["slots"].shape[-2:]
@@ -199,6 +219,6 @@ def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
                       world_actions=world, privileged_dim=privileged_dim)
     return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden, extras=extras,
                             world_actions=world, privileged_dim=privileged_dim,
-                            addressing=addressing,
+                            addressing=addressing, query_addressing=query_addressing,
                             recurrent=arch is Architecture.RECURRENT,
                             attention=arch is Architecture.SLOT_ATTENTION)

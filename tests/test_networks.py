@@ -63,16 +63,17 @@ def test_pointer_nets_are_permutation_equivariant_over_slots(arch):
     torch.testing.assert_close(va, vb, atol=1e-5, rtol=1e-5)
 
 
-def logits_with_and_without_addressing(env, obs):
-    """The same untrained slot_pool network's logits for `obs`, with and without addressing."""
+def logits_with_and_without_addressing(env, obs, switch="addressing"):
+    """The same untrained slot_pool network's logits for `obs`, with the `switch` keyword of
+    `build_network` on and off."""
     from memgym.policies import batch_observations
     from memgym.policies.networks import build_network, obs_to_torch
 
     batch = obs_to_torch(batch_observations([obs]))
     logits = []
-    for addressing in (True, False):
+    for on in (True, False):
         torch.manual_seed(0)
-        net = build_network("slot_pool", env.observation_space, addressing=addressing)
+        net = build_network("slot_pool", env.observation_space, **{switch: on})
         with torch.no_grad():
             logits.append(net(batch)[0])
     return logits
@@ -118,3 +119,48 @@ def test_world_tasks_start_with_edit_addressed_only():
         col = u.encode(op, 0)
         torch.testing.assert_close(a[0, col] - b[0, col], torch.tensor(strength * sim))
     assert WORLD_ADDRESSING_INIT[1] > 0 and WORLD_ADDRESSING_INIT[3] == 0
+
+
+def test_world_tasks_address_retrieve_only_at_an_unread_question():
+    import gymnasium as gym
+
+    from memgym.envs import ITEM_FEATURES, Op
+    from memgym.policies import batch_observations, embodied
+    from memgym.policies.networks import QUERY_ADDRESSING_INIT
+
+    env = gym.make("memgym/ObjectRecall-Easy-v0")
+    obs, _ = env.reset(seed=0)
+    u = env.unwrapped
+    D = u.config.dim
+    is_query, recall_valid = (D + ITEM_FEATURES.index(k) for k in ("is_query", "recall_valid"))
+    oracle = embodied.oracle()
+    oracle.reset(1, seed=0)
+    seen = {"explore": 0, "unread cue": 0, "read cue": 0}
+    done = False
+    while not done:
+        occupied = obs["slots"][:, D] > 0.5
+        if occupied.any():
+            a, b = logits_with_and_without_addressing(env, obs, switch="query_addressing")
+            sim = torch.as_tensor(obs["slots"][:, D + 5])
+            cols = [u.encode(Op.RETRIEVE, k) for k in range(len(sim))]
+            unread = obs["item"][is_query] > 0.5 and obs["item"][recall_valid] < 0.5
+            want = QUERY_ADDRESSING_INIT[3] * sim * float(unread)
+            torch.testing.assert_close(a[0, cols] - b[0, cols], want)
+            others = [c for c in range(a.shape[1]) if c not in cols]
+            assert torch.equal(a[0, others], b[0, others])  # only RETRIEVE is gated
+            phase = "explore" if obs["item"][is_query] < 0.5 else "unread cue" if unread else "read cue"
+            seen[phase] += 1
+        action = oracle.act(batch_observations([obs]), [u.get_state()])[0]
+        obs, _, term, trunc, _ = env.step(action)
+        done = term or trunc
+    assert all(seen.values()), seen  # every case was checked
+    assert QUERY_ADDRESSING_INIT[3] > 0 and not any(QUERY_ADDRESSING_INIT[:3])
+
+
+def test_streaming_networks_have_no_question_gated_addressing():
+    import gymnasium as gym
+
+    from memgym.policies.networks import build_network
+
+    env = gym.make("memgym/Conflict-Easy-v0")
+    assert build_network("slot_pool", env.observation_space).query_addressing is None

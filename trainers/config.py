@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from memgym.envs.config import ConfigError, nearest
-from memgym.policies.networks import Architecture
+from memgym.policies.networks import Architecture, build_network
 
 
 class GrpoCredit(str, Enum):
@@ -59,6 +59,10 @@ class TrainConfig:
     """Slot networks: add content-based addressing to the op logits (a learned strength per op
     times the slot's similarity to the item; `policies/networks.py`). Off, PPO on Conflict-Medium
     often settles at ~0.6 by keeping stale copies beside new versions (BENCHMARKS.md)."""
+    query_addressing: bool = True
+    """Slot networks on tasks with world actions (embodied, `ExplicitMemory`): also address
+    RETRIEVE, gated by an unread question (`QUERY_ADDRESSING_INIT`). No effect on streaming tasks,
+    whose RETRIEVE is addressed at every item."""
     seed: int = 0
     """Seeds torch, numpy and the training envs; evaluation uses held-out seeds."""
     total_steps: int = 1_000_000
@@ -176,6 +180,11 @@ class TrainConfig:
             raise ConfigError("maskable_ppo has no recurrent policy here: use policy=slot_attention")
 
     # ---- I/O -----------------------------------------------------------------------------------
+
+    def network(self, observation_space, privileged_dim: int = 0):
+        """The untrained network this config describes, for an env with `observation_space`."""
+        return build_network(self.policy, observation_space, self.hidden, privileged_dim,
+                             self.addressing, self.query_addressing)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memgym.policies.networks import build_network
 from memgym.policies.torch_policy import NeuralPolicy
 
 from . import checkpoint
@@ -19,7 +18,7 @@ def load_policy(path: str | Path, deterministic: bool = True) -> NeuralPolicy:
     space = probe.single_observation_space
     width = saved_critic_width(payload["net"], cfg, space, critic_width(cfg, probe))
     probe.close()
-    net = build_network(cfg.policy, space, cfg.hidden, width, cfg.addressing)
+    net = cfg.network(space, width)
     try:
         net.load_state_dict(payload["net"])
     except RuntimeError as e:
@@ -32,7 +31,7 @@ def saved_critic_width(weights: dict, cfg: TrainConfig, space, expected: int) ->
     """The privileged width the checkpoint's value head was trained with. It is `expected` for
     runs of this version; a run from before its env had privileged features (the embodied family
     under `critic: auto`) has none. Only the value head depends on it, which evaluation ignores."""
-    plain = build_network(cfg.policy, space, cfg.hidden, 0, cfg.addressing).state_dict()
+    plain = cfg.network(space).state_dict()
     for key, value in plain.items():
         if key.startswith("value_head") and key.endswith("weight") and key in weights:
             return int(weights[key].shape[-1] - value.shape[-1])

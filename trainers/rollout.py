@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from memgym.envs.streaming import ITEM_FEATURES, NUM_ITEM_FEATURES
-from memgym.policies.networks import CORE_KEYS, PRIVILEGED, build_network, extra_keys
+from memgym.policies.networks import CORE_KEYS, PRIVILEGED, extra_keys
 
 from .advantages import gae, group_advantages, group_to_go_advantages
 from .config import DiscountClock, GrpoCredit, TrainConfig
@@ -64,8 +64,7 @@ class RolloutWorker:
         # An asymmetric critic's hidden-state features ride along in the batch's observations
         # under their own key; only the value head reads them.
         self.privileged_dim = critic_width(cfg, self.env)
-        self.net = build_network(cfg.policy, self.env.single_observation_space, cfg.hidden,
-                                 self.privileged_dim, cfg.addressing)
+        self.net = cfg.network(self.env.single_observation_space, self.privileged_dim)
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         N = cfg.num_envs

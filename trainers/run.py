@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memgym.policies.networks import build_network
 from memgym.policies.torch_policy import NeuralPolicy
 
 from . import checkpoint
@@ -71,8 +70,7 @@ class Trainer:
         self.observation_space = probe.single_observation_space
         width = critic_width(cfg, probe)
         probe.close()
-        self.net = build_network(cfg.policy, self.observation_space, cfg.hidden, width,
-                                 cfg.addressing)
+        self.net = cfg.network(self.observation_space, width)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5)
         self.reference = copy.deepcopy(self.net).eval() if cfg.kl_coef > 0 else None
         self.generator = torch.Generator().manual_seed(cfg.seed)
