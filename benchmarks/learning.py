@@ -50,7 +50,7 @@ def train(algo: str, minutes: float, out: Path, seed: int, reuse: bool) -> dict:
             "run_dir": str(run_dir)}
 
 
-def length_generalisation(run_dir: Path, env: str, factors=(1, 10, 100), episodes=(200, 50, 12)):
+def length_generalisation(run_dir: Path, env: str, factors=(1, 10, 100), episodes=(200, 50, 30)):
     policy = load_policy(run_dir)
     base = gym.make(env).unwrapped.config.length
     rows = []
