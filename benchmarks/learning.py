@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     p.add_argument("--reuse", action="store_true",
                    help="read back run folders that already finished instead of training again")
     p.add_argument("--no-generalisation", action="store_true", help="skip the 10x/100x evaluation")
-    p.add_argument("--embodied-minutes", type=float, default=25.0,
-                   help="PPO budget on object recall (0 to skip; the config's is 25)")
+    p.add_argument("--embodied-steps", type=int, default=None,
+                   help="PPO env steps on object recall (0 to skip; default: the config's)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,13 +100,10 @@ def main(argv=None) -> int:
     ppo = next((r for r in summary["runs"] if r["algo"] == "ppo"), None)
     if ppo and not args.no_generalisation:
         summary["length_generalisation"] = length_generalisation(Path(ppo["run_dir"]), ppo["env"])
-    if args.embodied_minutes > 0 and "memgym/ObjectRecall-Easy-v0" in gym.registry:
-        path = ROOT / "configs" / "ppo_object_recall.yaml"
-        planned = load_config(path)
-        # Another budget scales total_steps with it, so the learning rate anneals as planned.
-        steps = int(planned.total_steps * args.embodied_minutes / planned.time_limit_minutes)
-        cfg = load_config(path, {"time_limit_minutes": args.embodied_minutes,
-                                 "total_steps": steps})
+    if args.embodied_steps != 0 and "memgym/ObjectRecall-Easy-v0" in gym.registry:
+        # A budget in env steps, not minutes, so the learning rate anneals to 0 on any machine.
+        overrides = {} if args.embodied_steps is None else {"total_steps": args.embodied_steps}
+        cfg = load_config(ROOT / "configs" / "ppo_object_recall.yaml", overrides)
         run_dir = out / "object_recall"
         if not (args.reuse and (run_dir / "eval.json").exists()):
             run_training(cfg, run_dir, progress=True)
