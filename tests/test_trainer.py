@@ -180,12 +180,13 @@ def test_a_short_run_raises_the_return(tmp_path, algo):
     assert end >= start + 0.15, (start, end)
 
 
-def test_a_checkpoint_from_before_the_newer_options_loads_as_it_ran(tmp_path):
+@pytest.mark.parametrize("env_id", ["memgym/Conflict-Easy-v0", "memgym/ObjectRecall-Easy-v0"])
+def test_a_checkpoint_from_before_the_newer_options_loads_as_it_ran(tmp_path, env_id):
     from memgym.trainers import checkpoint
     from memgym.trainers.loading import load_policy
 
-    cfg = load_config(None, {**TINY, "addressing": False, "critic": "observation",
-                             "discount_clock": "step"})
+    cfg = load_config(None, {**TINY, "env": env_id, "addressing": False, "critic": "observation",
+                             "discount_clock": "step", "query_addressing": False})
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.train(max_iterations=1, progress=False)
     trainer.close()
@@ -195,7 +196,7 @@ def test_a_checkpoint_from_before_the_newer_options_loads_as_it_ran(tmp_path):
         del payload["config"][key]
     torch.save(payload, latest)
     policy = load_policy(tmp_path / "run")
-    assert policy.net.addressing is None
+    assert policy.net.addressing is None and policy.net.query_addressing is None
     assert torch.equal(_params(policy.net), _params(trainer.net))
 
 
