@@ -47,7 +47,8 @@ WORLD_ADDRESSING_INIT = (0.0, 4.0, 0.0, 0.0)
 # ObjectRecall-Easy first learns to fill every slot with the first object it meets, so that any
 # read answers right half the time, and storing the other object only pays once reads also pick
 # the slot the cue names: two changes that must come together, and half the seeds never made
-# them (BENCHMARKS.md). Streaming tasks already address RETRIEVE at every item.
+# them (BENCHMARKS.md). Opt-in: with it two stuck seeds left the plateau, but another seed never
+# took off (BENCHMARKS.md, 2026-12-02). Streaming tasks already address RETRIEVE at every item.
 QUERY_ADDRESSING_INIT = (0.0, 0.0, 0.0, 4.0)
 SIM_ITEM_FROM_END = SLOT_FEATURES.index("sim_item") - NUM_SLOT_FEATURES
 IS_QUERY_FROM_END = ITEM_FEATURES.index("is_query") - NUM_ITEM_FEATURES
@@ -111,7 +112,7 @@ class SlotAttentionNet(nn.Module):
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, hidden: int = 64,
                  heads: int = 4, recurrent: bool = False, attention: bool = True,
                  extras: tuple[list[str], int] = ([], 0), world_actions: int = 1,
-                 privileged_dim: int = 0, addressing: bool = True, query_addressing: bool = True):
+                 privileged_dim: int = 0, addressing: bool = True, query_addressing: bool = False):
         super().__init__()
         self.extras, extra_dim = extras
         item_dim += extra_dim
@@ -201,7 +202,7 @@ class MLPNet(nn.Module):
 
 def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
                   privileged_dim: int = 0, addressing: bool = True,
-                  query_addressing: bool = True) -> nn.Module:
+                  query_addressing: bool = False) -> nn.Module:
     """Build a network sized from a streaming env's observation space; `privileged_dim > 0`
     gives its value head that many hidden-state features (an asymmetric critic); `addressing`
     adds content-based addressing to the slot networks' op logits (`ADDRESSING_INIT`), and

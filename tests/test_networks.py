@@ -163,4 +163,5 @@ def test_streaming_networks_have_no_question_gated_addressing():
     from memgym.policies.networks import build_network
 
     env = gym.make("memgym/Conflict-Easy-v0")
-    assert build_network("slot_pool", env.observation_space).query_addressing is None
+    net = build_network("slot_pool", env.observation_space, query_addressing=True)
+    assert net.query_addressing is None

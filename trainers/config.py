@@ -59,10 +59,11 @@ class TrainConfig:
     """Slot networks: add content-based addressing to the op logits (a learned strength per op
     times the slot's similarity to the item; `policies/networks.py`). Off, PPO on Conflict-Medium
     often settles at ~0.6 by keeping stale copies beside new versions (BENCHMARKS.md)."""
-    query_addressing: bool = True
+    query_addressing: bool = False
     """Slot networks on tasks with world actions (embodied, `ExplicitMemory`): also address
     RETRIEVE, gated by an unread question (`QUERY_ADDRESSING_INIT`). No effect on streaming tasks,
-    whose RETRIEVE is addressed at every item."""
+    whose RETRIEVE is addressed at every item. Off by default: on ObjectRecall-Easy it freed two
+    seeds stuck at ~0.5 and left another at 0 (BENCHMARKS.md)."""
     seed: int = 0
     """Seeds torch, numpy and the training envs; evaluation uses held-out seeds."""
     total_steps: int = 1_000_000
