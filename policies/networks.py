@@ -50,6 +50,13 @@ WORLD_ADDRESSING_INIT = (0.0, 4.0, 0.0, 0.0)
 # them (BENCHMARKS.md). Opt-in: with it two stuck seeds left the plateau, but another seed never
 # took off (BENCHMARKS.md, 2026-12-02). Streaming tasks already address RETRIEVE at every item.
 QUERY_ADDRESSING_INIT = (0.0, 0.0, 0.0, 4.0)
+# Where there are world actions an item stays in view for many steps, and a STORE of what memory
+# already holds is valid (a free slot takes anything). With `store_novelty`, STORE logits get a
+# learned strength times the item's similarity to the slot most like it, initialised negative:
+# "do not write what you already hold". Without it, PPO on ObjectRecall-Easy often fills every
+# slot with copies of the first object it meets (any read then answers half the cues), and the
+# second object finds no free slot (BENCHMARKS.md).
+STORE_NOVELTY_INIT = -4.0
 SIM_ITEM_FROM_END = SLOT_FEATURES.index("sim_item") - NUM_SLOT_FEATURES
 IS_QUERY_FROM_END = ITEM_FEATURES.index("is_query") - NUM_ITEM_FEATURES
 RECALL_VALID_FROM_END = ITEM_FEATURES.index("recall_valid") - NUM_ITEM_FEATURES
@@ -112,7 +119,8 @@ class SlotAttentionNet(nn.Module):
     def __init__(self, item_dim: int, slot_dim: int, recall_dim: int, hidden: int = 64,
                  heads: int = 4, recurrent: bool = False, attention: bool = True,
                  extras: tuple[list[str], int] = ([], 0), world_actions: int = 1,
-                 privileged_dim: int = 0, addressing: bool = True, query_addressing: bool = False):
+                 privileged_dim: int = 0, addressing: bool = True, query_addressing: bool = False,
+                 store_novelty: bool = False):
         super().__init__()
         self.extras, extra_dim = extras
         item_dim += extra_dim
@@ -136,6 +144,8 @@ class SlotAttentionNet(nn.Module):
         self.addressing = nn.Parameter(torch.tensor(strength)) if addressing else None
         gated = addressing and query_addressing and world_actions > 1
         self.query_addressing = nn.Parameter(torch.tensor(QUERY_ADDRESSING_INIT)) if gated else None
+        novel = store_novelty and world_actions > 1
+        self.store_novelty = nn.Parameter(torch.tensor(STORE_NOVELTY_INIT)) if novel else None
         # SKIP plus any world actions (an embodied task's moves) are scored from the pooled context.
         self.world_head = mlp(3 * hidden, hidden, world_actions)
         self.value_head = mlp(3 * hidden + privileged_dim, hidden, 1)
@@ -166,6 +176,11 @@ class SlotAttentionNet(nn.Module):
                 features = obs["item"]
                 unread = features[:, IS_QUERY_FROM_END] * (1.0 - features[:, RECALL_VALID_FROM_END])
                 per_slot = per_slot + sim * unread[:, None, None] * self.query_addressing
+        if self.store_novelty is not None:
+            # Empty slots have similarity 0, so an item memory does not hold yet is not penalised.
+            held = obs["slots"][..., SIM_ITEM_FROM_END].amax(1, keepdim=True)  # (N, 1)
+            store = per_slot[..., 0] + self.store_novelty * held
+            per_slot = torch.cat([store.unsqueeze(-1), per_slot[..., 1:]], -1)
         pooled = torch.cat([item, slots.mean(1), slots.amax(1)], -1)
         # (N, K, 4) -> (N, 4, K) -> (N, 4K): one block of K per op, as the action codec lays out.
         logits = torch.cat([self.world_head(pooled), per_slot.transpose(1, 2).reshape(n, -1)], -1)
@@ -202,12 +217,13 @@ class MLPNet(nn.Module):
 
 def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
                   privileged_dim: int = 0, addressing: bool = True,
-                  query_addressing: bool = False) -> nn.Module:
+                  query_addressing: bool = False, store_novelty: bool = False) -> nn.Module:
     """Build a network sized from a streaming env's observation space; `privileged_dim > 0`
     gives its value head that many hidden-state features (an asymmetric critic); `addressing`
     adds content-based addressing to the slot networks' op logits (`ADDRESSING_INIT`), and
     `query_addressing` its question-gated form where there are world actions
-    (`QUERY_ADDRESSING_INIT`)."""
+    (`QUERY_ADDRESSING_INIT`); `store_novelty` there penalises writing what memory already holds
+    (`STORE_NOVELTY_INIT`)."""
     arch = Architecture(arch)
     item_dim = observation_space["item"].shape[-1]
     capacity, slot_dim = observation_space["slots"].shape[-2:]
@@ -221,5 +237,6 @@ def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
     return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden, extras=extras,
                             world_actions=world, privileged_dim=privileged_dim,
                             addressing=addressing, query_addressing=query_addressing,
+                            store_novelty=store_novelty,
                             recurrent=arch is Architecture.RECURRENT,
                             attention=arch is Architecture.SLOT_ATTENTION)

@@ -157,11 +157,37 @@ def test_world_tasks_address_retrieve_only_at_an_unread_question():
     assert QUERY_ADDRESSING_INIT[3] > 0 and not any(QUERY_ADDRESSING_INIT[:3])
 
 
+def test_store_novelty_lowers_store_by_the_similarity_of_what_memory_already_holds():
+    import gymnasium as gym
+
+    from memgym.envs import Op
+    from memgym.policies.networks import STORE_NOVELTY_INIT
+
+    env = gym.make("memgym/ObjectRecall-Easy-v0")
+    obs, _ = env.reset(seed=0)
+    u = env.unwrapped
+    D, K = u.config.dim, u.config.capacity
+    stores = [u.encode(Op.STORE, k) for k in range(K)]
+    a, b = logits_with_and_without_addressing(env, obs, switch="store_novelty")
+    assert torch.equal(a, b)  # empty memory: nothing is held, nothing is penalised
+    obs, *_ = env.step(u.encode(Op.STORE, 0))  # slot 0 now holds the attended item
+    held = float(obs["slots"][:, D + 5].max())
+    assert held > 0.99
+    a, b = logits_with_and_without_addressing(env, obs, switch="store_novelty")
+    free = stores[1:]  # STORE into slot 0 is masked: it is occupied
+    torch.testing.assert_close(a[0, free] - b[0, free],
+                               torch.full((K - 1,), STORE_NOVELTY_INIT * held))
+    others = [c for c in range(a.shape[1]) if c not in stores]
+    assert torch.equal(a[0, others], b[0, others])  # only STORE is affected
+    assert STORE_NOVELTY_INIT < 0
+
+
 def test_streaming_networks_have_no_question_gated_addressing():
     import gymnasium as gym
 
     from memgym.policies.networks import build_network
 
     env = gym.make("memgym/Conflict-Easy-v0")
-    net = build_network("slot_pool", env.observation_space, query_addressing=True)
-    assert net.query_addressing is None
+    net = build_network("slot_pool", env.observation_space, query_addressing=True,
+                        store_novelty=True)
+    assert net.query_addressing is None and net.store_novelty is None

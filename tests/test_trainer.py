@@ -186,7 +186,8 @@ def test_a_checkpoint_from_before_the_newer_options_loads_as_it_ran(tmp_path, en
     from memgym.trainers.loading import load_policy
 
     cfg = load_config(None, {**TINY, "env": env_id, "addressing": False, "critic": "observation",
-                             "discount_clock": "step", "query_addressing": False})
+                             "discount_clock": "step", "query_addressing": False,
+                             "store_novelty": False})
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.train(max_iterations=1, progress=False)
     trainer.close()
@@ -197,6 +198,7 @@ def test_a_checkpoint_from_before_the_newer_options_loads_as_it_ran(tmp_path, en
     torch.save(payload, latest)
     policy = load_policy(tmp_path / "run")
     assert policy.net.addressing is None and policy.net.query_addressing is None
+    assert policy.net.store_novelty is None
     assert torch.equal(_params(policy.net), _params(trainer.net))
 
 

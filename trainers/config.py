@@ -64,6 +64,10 @@ class TrainConfig:
     RETRIEVE, gated by an unread question (`QUERY_ADDRESSING_INIT`). No effect on streaming tasks,
     whose RETRIEVE is addressed at every item. Off by default: on ObjectRecall-Easy it freed two
     seeds stuck at ~0.5 and left another at 0 (BENCHMARKS.md)."""
+    store_novelty: bool = False
+    """Slot networks on tasks with world actions: lower STORE logits by a learned strength times
+    the item's similarity to the slot most like it (`STORE_NOVELTY_INIT`): do not write what
+    memory already holds. No effect on streaming tasks."""
     seed: int = 0
     """Seeds torch, numpy and the training envs; evaluation uses held-out seeds."""
     total_steps: int = 1_000_000
@@ -185,7 +189,7 @@ class TrainConfig:
     def network(self, observation_space, privileged_dim: int = 0):
         """The untrained network this config describes, for an env with `observation_space`."""
         return build_network(self.policy, observation_space, self.hidden, privileged_dim,
-                             self.addressing, self.query_addressing)
+                             self.addressing, self.query_addressing, self.store_novelty)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
