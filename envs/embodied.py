@@ -160,6 +160,15 @@ class EmbodiedMemoryEnv(gym.Env):
         entity, pos = self.world.nearest_entity()
         return (self.backdrop, None) if entity == NO_ENTITY else (entity, pos)
 
+    @property
+    def step_bound(self) -> int:
+        """Most steps an episode can take: each world step plus its inner ops (at most
+        `max_inner_ops`, invalid actions included). The horizon is fixed by the config, so every
+        episode shares it; GRPO sizes its whole-episode rollouts by it. Known once reset."""
+        if not hasattr(self, "horizon"):
+            raise RuntimeError(f"{type(self).__name__}.step_bound is known once the env is reset")
+        return self.horizon * (self.config.max_inner_ops + 1)
+
     def make_world(self, cells: np.ndarray, num_entities: int) -> GridWorld:
         """The episode's grid, with room for `num_entities` task entities and the backdrop."""
         self.backdrop = num_entities

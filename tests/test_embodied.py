@@ -363,3 +363,31 @@ def test_untrained_network_mostly_acts_in_the_world():
     # What memory already holds is rewritten into its own slot (EDIT is addressed), not evicted.
     assert same[W + K : W + 2 * K].sum() > 5 * p[W + K : W + 2 * K].sum()
     assert same[W + 2 * K : W + 3 * K].sum() < 0.05
+
+
+def _episode_length(env, seed: int, choose) -> int:
+    obs, _ = env.reset(seed=seed)
+    steps, done = 0, False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(choose(obs["action_mask"]))
+        steps, done = steps + 1, terminated or truncated
+    return steps
+
+
+@pytest.mark.parametrize("env_id", [i for i in EMBODIED_IDS if "-Hard-" not in i])
+def test_no_episode_outlasts_the_declared_step_bound(env_id):
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    bound = env.unwrapped.step_bound
+    rng = np.random.default_rng(0)
+
+    def op_greedy(mask):  # spend every inner op a world step allows, then move (not STAY if able)
+        valid = np.flatnonzero(mask)
+        ops = valid[valid >= len(Move)]
+        return ops[0] if len(ops) else valid[-1]
+
+    lengths = [_episode_length(env, s, op_greedy) for s in range(3)]
+    lengths += [_episode_length(env, s, lambda m: masked_choice(rng, m)) for s in range(5)]
+    assert max(lengths) <= bound, (lengths, bound)
+    if "CueCorridor" in env_id:  # nothing ends its episodes early: the bound is reached
+        assert lengths[0] == bound

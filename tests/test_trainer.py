@@ -28,6 +28,9 @@ def _params(net):
     ("ppo", {"critic": "privileged", "discount_clock": "advance"}),
     ("grpo", {}),
     ("grpo", {"grpo_credit": "to_go"}),
+    ("ppo", {"env": "memgym/ObjectRecall-Easy-v0", "query_addressing": True, "store_novelty": True,
+             "rollout_steps": 128}),  # long enough to reach a cue
+    ("grpo", {"env": "memgym/ObjectRecall-Easy-v0", "query_addressing": True, "store_novelty": True}),
 ])
 def test_one_iteration_changes_every_layer(tmp_path, algo, options):
     cfg = load_config(None, {**TINY, "algo": algo, "group_size": 4, **options})
