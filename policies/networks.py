@@ -47,15 +47,19 @@ WORLD_ADDRESSING_INIT = (0.0, 4.0, 0.0, 0.0)
 # ObjectRecall-Easy first learns to fill every slot with the first object it meets, so that any
 # read answers right half the time, and storing the other object only pays once reads also pick
 # the slot the cue names: two changes that must come together, and half the seeds never made
-# them (BENCHMARKS.md). Opt-in: with it two stuck seeds left the plateau, but another seed never
-# took off (BENCHMARKS.md, 2026-12-02). Streaming tasks already address RETRIEVE at every item.
+# them (BENCHMARKS.md). Alone it freed two stuck seeds and left another at 0; together with
+# `store_novelty` (below) the two seeds stuck without them left the plateau and the two that
+# learned without them stayed on it, unless writes also cost a little (BENCHMARKS.md,
+# 2026-12-02): opt-in. Streaming tasks already address RETRIEVE at every item.
 QUERY_ADDRESSING_INIT = (0.0, 0.0, 0.0, 4.0)
 # Where there are world actions an item stays in view for many steps, and a STORE of what memory
 # already holds is valid (a free slot takes anything). With `store_novelty`, STORE logits get a
 # learned strength times the item's similarity to the slot most like it, initialised negative:
 # "do not write what you already hold". Without it, PPO on ObjectRecall-Easy often fills every
 # slot with copies of the first object it meets (any read then answers half the cues), and the
-# second object finds no free slot (BENCHMARKS.md).
+# second object finds no free slot. Alone it did not free a stuck seed (the network learned to
+# write copies anyway: reads were not yet addressed, so a second object did not pay); with
+# `query_addressing` both halves of the trap are open from the first rollouts (BENCHMARKS.md).
 STORE_NOVELTY_INIT = -4.0
 SIM_ITEM_FROM_END = SLOT_FEATURES.index("sim_item") - NUM_SLOT_FEATURES
 IS_QUERY_FROM_END = ITEM_FEATURES.index("is_query") - NUM_ITEM_FEATURES

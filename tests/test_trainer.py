@@ -206,7 +206,6 @@ def test_a_checkpoint_from_before_the_newer_options_loads_as_it_ran(tmp_path, en
 
 
 def test_an_embodied_checkpoint_from_before_its_privileged_critic_still_evaluates(tmp_path):
-    from memgym.policies.networks import build_network
     from memgym.trainers import checkpoint
     from memgym.trainers.loading import load_policy
 
@@ -219,7 +218,7 @@ def test_an_embodied_checkpoint_from_before_its_privileged_critic_still_evaluate
     payload = torch.load(latest, weights_only=False)
     # What the previous release wrote for the same config: a value head without those inputs.
     space = gym.make(cfg.env).observation_space
-    old = build_network(cfg.policy, space, cfg.hidden, 0, cfg.addressing).state_dict()
+    old = cfg.network(space, privileged_dim=0).state_dict()
     payload["net"] = old
     torch.save(payload, latest)
     policy = load_policy(tmp_path / "run")

@@ -62,12 +62,13 @@ class TrainConfig:
     query_addressing: bool = False
     """Slot networks on tasks with world actions (embodied, `ExplicitMemory`): also address
     RETRIEVE, gated by an unread question (`QUERY_ADDRESSING_INIT`). No effect on streaming tasks,
-    whose RETRIEVE is addressed at every item. Off by default: on ObjectRecall-Easy it freed two
-    seeds stuck at ~0.5 and left another at 0 (BENCHMARKS.md)."""
+    whose RETRIEVE is addressed at every item. Opt-in: with `store_novelty` it took two stuck
+    ObjectRecall-Easy seeds off the ~0.5 plateau and left two others on it (BENCHMARKS.md)."""
     store_novelty: bool = False
     """Slot networks on tasks with world actions: lower STORE logits by a learned strength times
     the item's similarity to the slot most like it (`STORE_NOVELTY_INIT`): do not write what
-    memory already holds. No effect on streaming tasks."""
+    memory already holds, so that a second object finds a free slot. No effect on streaming
+    tasks. Opt-in: alone it freed no stuck seed; with `query_addressing`, see there."""
     seed: int = 0
     """Seeds torch, numpy and the training envs; evaluation uses held-out seeds."""
     total_steps: int = 1_000_000
