@@ -173,8 +173,8 @@ class SlotAttentionNet(nn.Module):
             ctx = self.context_net(torch.cat([item, slots.mean(1), slots.amax(1)], -1))
             slots = torch.tanh(slots + ctx.unsqueeze(1))
         per_slot = self.op_head(torch.cat([slots, item.unsqueeze(1).expand(n, k, h)], -1))
+        sim = obs["slots"][..., SIM_ITEM_FROM_END].unsqueeze(-1)  # (N, K, 1)
         if self.addressing is not None:
-            sim = obs["slots"][..., SIM_ITEM_FROM_END].unsqueeze(-1)  # (N, K, 1)
             per_slot = per_slot + sim * self.addressing
             if self.query_addressing is not None:
                 features = obs["item"]
@@ -182,7 +182,7 @@ class SlotAttentionNet(nn.Module):
                 per_slot = per_slot + sim * unread[:, None, None] * self.query_addressing
         if self.store_novelty is not None:
             # Empty slots have similarity 0, so an item memory does not hold yet is not penalised.
-            held = obs["slots"][..., SIM_ITEM_FROM_END].amax(1, keepdim=True)  # (N, 1)
+            held = sim.amax(1)  # (N, 1)
             store = per_slot[..., 0] + self.store_novelty * held
             per_slot = torch.cat([store.unsqueeze(-1), per_slot[..., 1:]], -1)
         pooled = torch.cat([item, slots.mean(1), slots.amax(1)], -1)
