@@ -39,19 +39,29 @@ def gaussians(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     uniforms: about twice as fast as `rng.standard_normal` here, and the per-item cost of a
     stream is mostly these draws. (Float32 uniforms cut the tails at ~5.8 sigma, a probability
     of ~1e-8 per number.)"""
-    h = (n * dim + 1) // 2
-    u = rng.random((2, h), dtype=np.float32)
-    radius = np.log1p(-u[0])  # log of a uniform in (0, 1]
+    return gaussians_from(rng.random(gaussian_uniforms(n * dim), dtype=np.float32), n, dim)
+
+
+def gaussian_uniforms(count: int) -> int:
+    """How many uniforms `gaussians_from` turns into `count` normal numbers."""
+    return 2 * ((count + 1) // 2)
+
+
+def gaussians_from(u: np.ndarray, n: int, dim: int) -> np.ndarray:
+    """`gaussians` of uniforms already drawn: `u` is `[..., gaussian_uniforms(n * dim)]` float32
+    (radii from the first half, angles from the second), the result `[..., n, dim]`. Batched over
+    the leading axes, so many episodes' draws are transformed at once; `u` is left unchanged."""
+    h = u.shape[-1] // 2
+    radius = np.log1p(-u[..., :h])  # log of a uniform in (0, 1]
     radius *= -2.0
     np.sqrt(radius, out=radius)
-    angle = u[1]
-    angle *= np.float32(2.0 * np.pi)
-    out = np.empty(2 * h, np.float32)
-    np.cos(angle, out=out[:h])
-    np.sin(angle, out=out[h:])
-    out[:h] *= radius
-    out[h:] *= radius
-    return out[: n * dim].reshape(n, dim)
+    angle = u[..., h:] * np.float32(2.0 * np.pi)
+    out = np.empty((*u.shape[:-1], 2 * h), np.float32)
+    np.cos(angle, out=out[..., :h])
+    np.sin(angle, out=out[..., h:])
+    out[..., :h] *= radius
+    out[..., h:] *= radius
+    return out[..., : n * dim].reshape(*u.shape[:-1], n, dim)
 
 
 def fixed_direction(name: str, dim: int) -> np.ndarray:

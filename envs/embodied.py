@@ -15,7 +15,8 @@ from gymnasium import spaces
 
 from .bank import FACT, NUM_SLOT_FEATURES, POSITION, VERSION
 from .config import ConfigError, Level, build_config
-from .embedding import random_units
+from .embedding import gaussian_uniforms, gaussians_from, random_units, unit
+from .embodied_layout import Layouts
 from .grid import NO_ENTITY, NUM_VIEW_CODES, GridWorld, Move
 from .slot_memory import SlotMemory, unit_rows
 from .streaming import NUM_ITEM_FEATURES
@@ -191,6 +192,73 @@ class EmbodiedMemoryEnv(gym.Env):
     def _extra_obs(self) -> dict[str, np.ndarray]:
         return {}
 
+    # ---- batched layout (`embodied_layout.py`): tasks that define `_layout` ------------------
+
+    @classmethod
+    def lays_out_in_batches(cls) -> bool:
+        return cls._layout.__func__ is not EmbodiedMemoryEnv._layout.__func__
+
+    @classmethod
+    def layout_draws(cls, cfg) -> tuple[int, int]:
+        """`(uniforms, normal vectors)` the task's `_layout` takes per episode."""
+        raise NotImplementedError
+
+    @classmethod
+    def layout_map(cls, cfg) -> np.ndarray:
+        """The grid's cells (`Cell` codes), the same in every episode of a config."""
+        raise NotImplementedError
+
+    @classmethod
+    def _layout(cls, cfg, u: np.ndarray, z: np.ndarray):
+        """`R` episodes from `u` (`[R, uniforms]`) and `z` (`[R, normal vectors, D]`): returns
+        `(pos [R, 2], entity_cells [R, E, 2], embeddings [R, E, D], num_task_entities [R],
+        task arrays)` as `Layouts` describes them (the backdrop is added by `layouts`)."""
+        raise NotImplementedError
+
+    def _adopt_task(self, task: dict[str, np.ndarray]) -> None:
+        """Set the task's per-episode attributes from one episode's `Layouts.task` rows."""
+        raise NotImplementedError
+
+    @classmethod
+    def episode_uniforms(cls, cfg) -> int:
+        """Uniforms one episode draws from the env's generator: the task's, then those the
+        normal vectors (the task's, the backdrop, the noise bank) are made from."""
+        uniforms, normals = cls.layout_draws(cfg)
+        return uniforms + gaussian_uniforms((normals + 1 + NOISE_BANK) * cfg.dim)
+
+    def draw_episode(self, seed: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Seed (if given) and draw the next episode's block of uniforms: all its randomness."""
+        gym.Env.reset(self, seed=seed)
+        n = self.episode_uniforms(self.config)
+        return self.np_random.random(n, dtype=np.float32, out=out)
+
+    @classmethod
+    def layouts(cls, cfg, u: np.ndarray) -> Layouts:
+        """`R` episodes' worlds from `R` blocks of `draw_episode` (`[R, episode_uniforms]`)."""
+        uniforms, normals = cls.layout_draws(cfg)
+        D = cfg.dim
+        z = gaussians_from(u[:, uniforms:], normals + 1 + NOISE_BANK, D)
+        pos, cells, emb, count, task = cls._layout(cfg, u[:, :uniforms], z[:, :normals])
+        R, E = cells.shape[:2]
+        embeddings = np.zeros((R, E + 1, D), np.float32)
+        embeddings[:, :E] = emb
+        embeddings[np.arange(R), count] = unit(z[:, normals])
+        noise = z[:, normals + 1 :] * np.float32(cfg.noise / np.sqrt(D))
+        return Layouts(pos, cells, embeddings, count + 1, noise, task)
+
+    def adopt(self, layout: Layouts) -> None:
+        """Make episode 0 of `layout` this env's world."""
+        E = int(layout.num_entities[0])
+        self.world = self.make_world(self.layout_map(self.config), E - 1)
+        for e, cell in enumerate(layout.entity_cells[0, : E - 1]):
+            if cell[0] >= 0:
+                self.world.place(e, cell)
+        self.world.pos = tuple(int(v) for v in layout.pos[0])
+        self.embeddings = layout.embeddings[0, :E]
+        self.noise = layout.noise[0]
+        self.num_entities = E
+        self._adopt_task({k: v[0] for k, v in layout.task.items()})
+
     # ---- gym API -------------------------------------------------------------------------------
 
     def encode(self, op, slot: int = 0) -> int:
@@ -207,15 +275,18 @@ class EmbodiedMemoryEnv(gym.Env):
         """`reset` without building the observation (a vector env copies the episode instead).
         With `observe=False` only the world and its draws are made: the memory and the first
         observation are left to the caller (a vector env does them for all its resets at once)."""
-        super().reset(seed=seed)
-        self._generate()
-        backdrop = random_units(self.np_random, 1, self.config.dim)
-        self.embeddings = np.concatenate([self.embeddings, backdrop])
-        self.num_entities = len(self.embeddings)
+        if self.lays_out_in_batches():
+            self.adopt(self.layouts(self.config, self.draw_episode(seed)[None]))
+        else:
+            super().reset(seed=seed)
+            self._generate()
+            backdrop = random_units(self.np_random, 1, self.config.dim)
+            self.embeddings = np.concatenate([self.embeddings, backdrop])
+            self.num_entities = len(self.embeddings)
+            d = self.config.dim
+            self.noise = self.np_random.standard_normal((NOISE_BANK, d)) * (self.config.noise / np.sqrt(d))
         assert self.num_entities == len(self.world.where) == self.backdrop + 1
         assert self.num_entities <= self.max_entities()
-        d = self.config.dim
-        self.noise = self.np_random.standard_normal((NOISE_BANK, d)) * (self.config.noise / np.sqrt(d))
         if not observe:
             return
         self.memory.reset(ROW, self.num_queries)

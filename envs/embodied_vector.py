@@ -25,6 +25,7 @@ from gymnasium.vector.utils import batch_space
 
 from .config import Level
 from .embodied import NOISE_BANK, NUM_PHASES, EmbodiedMemoryEnv
+from .embodied_layout import Layouts
 from .grid import _DX, _DY, _NUM_CELLS, _WALL, NO_ENTITY, Move
 from .privileged import embodied_privileged, embodied_privileged_size
 from .slot_memory import SlotMemory, unit_rows
@@ -111,7 +112,8 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         self.pos = np.zeros((N, 2), np.int64)
         self.t = np.zeros(N, np.int64)
         self.embeddings = np.zeros((N, F, D), np.float32)
-        self.noise = np.zeros((N, NOISE_BANK, D), np.float64)
+        # The dtype of the single env's bank, so that an item's noisy look rounds alike.
+        self.noise = np.zeros((N, NOISE_BANK, D), g.noise.dtype)
         self.backdrop = np.zeros(N, np.int64)
         self.item_entity = np.zeros(N, np.int64)
         self.item_pos = np.full((N, 2), -1, np.int64)
@@ -138,12 +140,45 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         self.num_queries[i] = g.num_queries
         self._import_task(i, g)
 
+    def _import_layouts(self, rows: np.ndarray, layouts: Layouts) -> None:
+        """Copy the worlds of `layouts` (one per row of `rows`) into those rows, batched."""
+        r, cells = self.radius, layouts.entity_cells
+        E = cells.shape[1]
+        self.entity[rows] = NO_ENTITY
+        k, e = np.nonzero(cells[..., 0] >= 0)
+        self.entity[rows[k], cells[k, e, 0] + r, cells[k, e, 1] + r] = e
+        self.where[rows] = -1
+        self.where[rows, :E] = cells
+        self.pos[rows] = layouts.pos
+        self.embeddings[rows] = 0.0
+        self.embeddings[rows, : E + 1] = layouts.embeddings
+        self.noise[rows] = layouts.noise
+        self.backdrop[rows] = layouts.num_entities - 1
+        self.num_queries[rows] = self.envs[0].num_queries
+        self._import_task_layouts(rows, layouts.task)
+
+    def _import_task_layouts(self, rows: np.ndarray, task: dict[str, np.ndarray]) -> None:
+        """Copy the task's per-episode arrays (`Layouts.task`, one row per row of `rows`)."""
+        raise NotImplementedError
+
     def _new_episodes(self, rows: np.ndarray, seeds=None) -> None:
-        """A new episode in each of `rows` from its env's own generator (the world: a loop over
-        these envs), then their empty memories and first observations, batched."""
-        for n, i in enumerate(rows.tolist()):
-            self.envs[i].new_episode(None if seeds is None else seeds[n], observe=False)
-            self._import(i)
+        """A new episode in each of `rows` from its env's own generator, then their empty
+        memories and first observations, batched. A task with a batched layout takes one block
+        of uniforms from each env's generator (the only loop over envs) and lays all the worlds
+        out at once; another runs each env's own generator and copies its world in."""
+        if self.env_class.lays_out_in_batches():
+            u = np.empty((len(rows), self.env_class.episode_uniforms(self.config)), np.float32)
+            for n, i in enumerate(rows.tolist()):
+                self.envs[i].draw_episode(None if seeds is None else seeds[n], out=u[n])
+            layouts = self.env_class.layouts(self.config, u)
+            if not self._allocated:  # sizes and the map, from the first episode
+                self.envs[rows[0]].adopt(layouts.row(0))
+                self._allocate(self.envs[rows[0]])
+            self._import_layouts(rows, layouts)
+        else:
+            for n, i in enumerate(rows.tolist()):
+                self.envs[i].new_episode(None if seeds is None else seeds[n], observe=False)
+                self._import(i)
         self.t[rows] = 0
         self.memory.reset(rows, self.num_queries[rows])
         self._refresh_windows(rows)

@@ -9,8 +9,9 @@ import numpy as np
 from gymnasium import spaces
 
 from .config import Level
-from .embedding import fixed_direction, random_units, unit
+from .embedding import fixed_direction, unit
 from .embodied import EmbodiedConfig, EmbodiedMemoryEnv, require
+from .embodied_layout import first_of_permutation, pick, room_interior
 from .embodied_vector import EmbodiedVectorEnv
 from .grid import Move, walled_room
 from .stream import W_FACT, W_KEY, W_QUERY
@@ -159,34 +160,57 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
             "slot_offset": offsets(mem.slot_where[0], mem.occupied[0], pos, scale),
         }
 
-    def _generate(self) -> None:
-        cfg, rng = self.config, self.np_random
-        S, N, C, Dc = cfg.room_size, cfg.num_objects, cfg.num_clutter, cfg.num_decoys
-        self.world = self.make_world(walled_room(S, S), N + C + Dc + 1)
-        interior = np.stack(np.divmod(np.arange(S * S), S), axis=1) + 1
-        chosen = rng.choice(S * S, N + C, replace=False)
-        self.origin, self.clutter_cells = interior[chosen[:N]], interior[chosen[N:]]
-        free = interior[~np.isin(np.arange(S * S), chosen[N:])]  # decoys never cover clutter
-        self.decoy_cells = free[rng.choice(len(free), Dc, replace=False)].reshape(Dc, 2)
-        self.world.pos = tuple(int(v) for v in interior[rng.integers(S * S)])
-        self.target = int(rng.integers(N))
+    @classmethod
+    def layout_draws(cls, cfg) -> tuple[int, int]:
+        cells = cfg.room_size**2
+        # Two orderings of the room (objects and clutter; decoys), start, target, cued start;
+        # a key for each object and decoy, a direction for each piece of clutter.
+        return 2 * cells + 3, cfg.num_objects + cfg.num_decoys + cfg.num_clutter
 
-        D = cfg.dim
-        obj_dir, query_dir = fixed_direction("object", D), fixed_direction("query", D)
-        keys = random_units(rng, N + Dc, D)
-        self.embeddings = np.concatenate(
-            [
-                unit(W_KEY * keys[:N] + W_FACT * obj_dir),
-                random_units(rng, C, D),
-                unit(W_KEY * keys[N:] + W_FACT * obj_dir),
-                unit(W_KEY * keys[self.target] + W_QUERY * query_dir)[None],
-            ]
-        )
-        self.cue_entity = N + C + Dc
+    @classmethod
+    def layout_map(cls, cfg) -> np.ndarray:
+        return walled_room(cfg.room_size, cfg.room_size)
+
+    @classmethod
+    def _layout(cls, cfg, u, z):
+        S, N, C, Dc, D = cfg.room_size, cfg.num_objects, cfg.num_clutter, cfg.num_decoys, cfg.dim
+        R, SS = len(u), S * S
+        interior = room_interior(S)
+        chosen = first_of_permutation(u[:, :SS], N + C)
+        origin, clutter = interior[chosen[:, :N]], interior[chosen[:, N:]]
+        decoy_order = u[:, SS : 2 * SS].copy()
+        np.put_along_axis(decoy_order, chosen[:, N:], 2.0, axis=1)  # decoys never cover clutter
+        decoys = interior[first_of_permutation(decoy_order, Dc)]
+        pos = interior[pick(u[:, 2 * SS], SS)]
+        target = pick(u[:, 2 * SS + 1], N)
         # Where the agent finds itself when cued: drawn now, so a vector env can copy it.
-        self.cue_start = tuple(int(v) for v in interior[rng.integers(S * S)])
-        self._place(range(N), self.origin)
-        self._place(range(N, N + C), self.clutter_cells)
+        cue_start = interior[pick(u[:, 2 * SS + 2], SS)]
+
+        obj_dir, query_dir = fixed_direction("object", D), fixed_direction("query", D)
+        keys = unit(z[:, : N + Dc])
+        cue_key = keys[np.arange(R), target]
+        embeddings = np.concatenate(
+            [
+                unit(W_KEY * keys[:, :N] + W_FACT * obj_dir),
+                unit(z[:, N + Dc :]),
+                unit(W_KEY * keys[:, N:] + W_FACT * obj_dir),
+                unit(W_KEY * cue_key + W_QUERY * query_dir)[:, None],
+            ],
+            axis=1,
+        )
+        # Objects and clutter stand from the start; decoys come later, the cue never stands.
+        cells = np.full((R, N + C + Dc + 1, 2), -1, np.int64)
+        cells[:, :N], cells[:, N : N + C] = origin, clutter
+        count = np.full(R, N + C + Dc + 1, np.int64)
+        task = {"origin": origin, "decoy_cells": decoys, "target": target, "cue_start": cue_start}
+        return pos, cells, embeddings, count, task
+
+    def _adopt_task(self, task) -> None:
+        cfg = self.config
+        self.origin, self.decoy_cells = task["origin"], task["decoy_cells"]
+        self.target = int(task["target"])
+        self.cue_start = tuple(int(v) for v in task["cue_start"])
+        self.cue_entity = cfg.num_objects + cfg.num_clutter + cfg.num_decoys
         self.horizon = cfg.explore_steps + cfg.distractor_steps + cfg.answer_steps
         self.declared: tuple[int, int] | None = None
 
@@ -266,7 +290,7 @@ class ObjectRecallVectorEnv(EmbodiedVectorEnv):
 
     env_class = ObjectRecallEnv
 
-    def _import_task(self, i: int, env: ObjectRecallEnv) -> None:
+    def _import_task_layouts(self, rows, task) -> None:
         if not hasattr(self, "origin"):
             cfg, N = self.config, self.num_envs
             self.origin = np.zeros((N, cfg.num_objects, 2), np.int64)
@@ -275,10 +299,10 @@ class ObjectRecallVectorEnv(EmbodiedVectorEnv):
             self.declared = np.zeros(N, bool)
             self.declared_pos = np.zeros((N, 2), np.int64)
             self.cue_start = np.zeros((N, 2), np.int64)
-            self.cue_entity = env.cue_entity
-        self.origin[i], self.decoy_cells[i], self.target[i] = env.origin, env.decoy_cells, env.target
-        self.cue_start[i] = env.cue_start
-        self.declared[i] = False
+            self.cue_entity = cfg.num_objects + cfg.num_clutter + cfg.num_decoys
+        self.origin[rows], self.decoy_cells[rows] = task["origin"], task["decoy_cells"]
+        self.target[rows], self.cue_start[rows] = task["target"], task["cue_start"]
+        self.declared[rows] = False
 
     def _extra_obs(self, r):
         mem, pos = self.memory, self.pos[r]
