@@ -154,7 +154,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         self.embeddings[rows, : E + 1] = layouts.embeddings
         self.noise[rows] = layouts.noise
         self.backdrop[rows] = layouts.num_entities - 1
-        self.num_queries[rows] = self.envs[0].num_queries
+        self.num_queries[rows] = self.env_class.num_queries  # a task with more sets its own
         self._import_task_layouts(rows, layouts.task)
 
     def _import_task_layouts(self, rows: np.ndarray, task: dict[str, np.ndarray]) -> None:

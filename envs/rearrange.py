@@ -9,8 +9,9 @@ import numpy as np
 from gymnasium import spaces
 
 from .config import Level
-from .embedding import fixed_direction, random_units, unit
+from .embedding import fixed_direction, unit
 from .embodied import EmbodiedConfig, EmbodiedMemoryEnv, require
+from .embodied_layout import first_of_permutation, pick, room_interior
 from .embodied_vector import EmbodiedVectorEnv
 from .grid import NO_ENTITY, Move, walled_room
 from .stream import W_FACT, W_KEY
@@ -106,25 +107,35 @@ class RearrangeEnv(EmbodiedMemoryEnv):
     def max_entities(self) -> int:
         return self.config.num_objects + self.config.num_clutter + 1  # + the backdrop
 
-    def _generate(self) -> None:
-        cfg, rng = self.config, self.np_random
-        S, N, M, C = cfg.room_size, cfg.num_objects, cfg.num_moved, cfg.num_clutter
-        self.world = self.make_world(walled_room(S, S), N + C)
-        interior = np.stack(np.divmod(np.arange(S * S), S), axis=1) + 1
-        placed = interior[rng.choice(S * S, N + C + M, replace=False)]
-        self.origin, self.clutter_cells, self.dest_cells = placed[:N], placed[N : N + C], placed[N + C :]
-        self.moved = np.sort(rng.choice(N, M, replace=False))
-        self.world.pos = tuple(int(v) for v in interior[rng.integers(S * S)])
-        D = cfg.dim
-        self.embeddings = np.concatenate(
-            [
-                unit(W_KEY * random_units(rng, N, D) + W_FACT * fixed_direction("object", D)),
-                random_units(rng, C, D),
-            ]
+    @classmethod
+    def layout_draws(cls, cfg) -> tuple[int, int]:
+        # An ordering of the room (objects, clutter, destinations), of the objects (which move),
+        # the start; a key for each object, a direction for each piece of clutter.
+        return cfg.room_size**2 + cfg.num_objects + 1, cfg.num_objects + cfg.num_clutter
+
+    @classmethod
+    def layout_map(cls, cfg) -> np.ndarray:
+        return walled_room(cfg.room_size, cfg.room_size)
+
+    @classmethod
+    def _layout(cls, cfg, u, z):
+        S, N, M, C, D = cfg.room_size, cfg.num_objects, cfg.num_moved, cfg.num_clutter, cfg.dim
+        R, SS = len(u), S * S
+        interior = room_interior(S)
+        placed = interior[first_of_permutation(u[:, :SS], N + C + M)]
+        moved = np.sort(first_of_permutation(u[:, SS : SS + N], M), axis=1)
+        pos = interior[pick(u[:, SS + N], SS)]
+        embeddings = np.concatenate(
+            [unit(W_KEY * unit(z[:, :N]) + W_FACT * fixed_direction("object", D)), unit(z[:, N:])],
+            axis=1,
         )
-        for e, cell in enumerate(placed[: N + C]):
-            self.world.place(e, cell)
-        self.num_queries = M
+        task = {"origin": placed[:, :N], "dest_cells": placed[:, N + C :], "moved": moved}
+        return pos, placed[:, : N + C], embeddings, np.full(R, N + C, np.int64), task
+
+    def _adopt_task(self, task) -> None:
+        cfg = self.config
+        self.origin, self.dest_cells, self.moved = task["origin"], task["dest_cells"], task["moved"]
+        self.num_queries = cfg.num_moved
         self.horizon = cfg.observe_steps + cfg.rearrange_steps
         self.carrying = -1
         self.solved = False
@@ -207,7 +218,7 @@ class RearrangeVectorEnv(EmbodiedVectorEnv):
 
     env_class = RearrangeEnv
 
-    def _import_task(self, i: int, env: RearrangeEnv) -> None:
+    def _import_task_layouts(self, rows, task) -> None:
         if not hasattr(self, "origin"):
             cfg, N = self.config, self.num_envs
             self.origin = np.zeros((N, cfg.num_objects, 2), np.int64)
@@ -215,8 +226,10 @@ class RearrangeVectorEnv(EmbodiedVectorEnv):
             self.moved = np.zeros((N, cfg.num_moved), np.int64)
             self.carrying = np.full(N, -1, np.int64)
             self.solved = np.zeros(N, bool)
-        self.origin[i], self.dest_cells[i], self.moved[i] = env.origin, env.dest_cells, env.moved
-        self.carrying[i], self.solved[i] = env.carrying, env.solved
+        self.origin[rows], self.dest_cells[rows] = task["origin"], task["dest_cells"]
+        self.moved[rows] = task["moved"]
+        self.carrying[rows], self.solved[rows] = -1, False
+        self.num_queries[rows] = self.config.num_moved
 
     def _extra_obs(self, r):
         return {"carrying": (self.carrying[r] >= 0).astype(np.float32)[:, None]}
