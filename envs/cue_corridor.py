@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Level
-from .embedding import fixed_direction, random_units, unit
+from .embedding import fixed_direction, unit
 from .embodied import EmbodiedConfig, EmbodiedMemoryEnv, require
+from .embodied_layout import pick
 from .embodied_vector import EmbodiedVectorEnv
 from .grid import Cell, Move
 from .stream import W_FACT, W_KEY
@@ -92,32 +93,61 @@ class CueCorridorEnv(EmbodiedMemoryEnv):
         scenery = cfg.length - cfg.num_doors - cfg.view_radius - 1  # cells that may hold some
         return cfg.num_doors + 1 + scenery + 1  # doors, the cue, scenery, the backdrop
 
-    def _generate(self) -> None:
-        cfg, rng = self.config, self.np_random
-        L, nd, r = cfg.length, cfg.num_doors, cfg.view_radius
+    @staticmethod
+    def _scenery_span(cfg) -> np.ndarray:
+        """Columns that may hold scenery: it stops out of view of every door front, so a door
+        is the only thing seen there."""
+        return np.arange(2, cfg.length - cfg.num_doors - cfg.view_radius + 1)
+
+    @staticmethod
+    def _door_cells(cfg) -> np.ndarray:
+        """Doors alternate above and below the corridor's last cells, the same every episode."""
+        L = cfg.length
+        return np.array([(0 if d % 2 == 0 else 2, L - d) for d in range(cfg.num_doors)])
+
+    @classmethod
+    def layout_draws(cls, cfg) -> tuple[int, int]:
+        span = len(cls._scenery_span(cfg))
+        # The correct door and, for each column of the span, whether scenery stands there;
+        # a key for each door and a direction for each piece of scenery (at most one a column).
+        return 1 + span, cfg.num_doors + span
+
+    @classmethod
+    def layout_map(cls, cfg) -> np.ndarray:
+        L = cfg.length
         cells = np.full((3, L + 2), Cell.WALL, np.int8)
         cells[1, 1 : L + 1] = Cell.FLOOR
-        self.door_cells = np.array([(0 if d % 2 == 0 else 2, L - d) for d in range(nd)])
-        cells[self.door_cells[:, 0], self.door_cells[:, 1]] = Cell.DOOR
-        self.correct = int(rng.integers(nd))
-        self.cue_entity = nd
-        # Scenery stops out of view of every door front, so a door is the only thing seen there.
-        span = np.arange(2, L - nd - r + 1)
-        scenery = span[rng.random(len(span)) < cfg.distractor_rate]
-        self.world = self.make_world(cells, nd + 1 + len(scenery))
-        self.world.pos = (1, 1)
+        doors = cls._door_cells(cfg)
+        cells[doors[:, 0], doors[:, 1]] = Cell.DOOR
+        return cells
 
-        D = cfg.dim
-        keys = unit(W_KEY * random_units(rng, nd, D) + W_FACT * fixed_direction("object", D))
-        self.embeddings = np.concatenate(
-            [keys, keys[self.correct][None], random_units(rng, len(scenery), D)]
-        )
-        for d, cell in enumerate(self.door_cells):
-            self.world.place(d, cell)
-        self.world.place(self.cue_entity, (1, 1))
-        for e, x in enumerate(scenery, start=nd + 1):
-            self.world.place(e, (1, x))
-        self.horizon = L + 2 * nd + cfg.slack
+    @classmethod
+    def _layout(cls, cfg, u, z):
+        nd, D, span = cfg.num_doors, cfg.dim, cls._scenery_span(cfg)
+        R, P = len(u), len(span)
+        correct = pick(u[:, 0], nd)
+        keys = unit(W_KEY * unit(z[:, :nd]) + W_FACT * fixed_direction("object", D))
+        cells = np.full((R, nd + 1 + P, 2), -1, np.int64)
+        embeddings = np.zeros((R, nd + 1 + P, D), np.float32)
+        cells[:, :nd] = cls._door_cells(cfg)
+        cells[:, nd] = (1, 1)  # the cue, where the agent starts
+        embeddings[:, :nd] = keys
+        embeddings[:, nd] = keys[np.arange(R), correct]
+        # The j-th piece of scenery of an episode is entity nd + 1 + j, with the j-th direction.
+        scenery = u[:, 1:] < cfg.distractor_rate
+        r, p = np.nonzero(scenery)
+        j = (np.cumsum(scenery, axis=1) - 1)[r, p]
+        cells[r, nd + 1 + j, 0], cells[r, nd + 1 + j, 1] = 1, span[p]
+        embeddings[r, nd + 1 + j] = unit(z[r, nd + j])
+        pos = np.ones((R, 2), np.int64)
+        return pos, cells, embeddings, nd + 1 + scenery.sum(1), {"correct": correct}
+
+    def _adopt_task(self, task) -> None:
+        cfg = self.config
+        self.door_cells = self._door_cells(cfg)
+        self.correct = int(task["correct"])
+        self.cue_entity = cfg.num_doors
+        self.horizon = cfg.length + 2 * cfg.num_doors + cfg.slack
         self.chosen = -1
         self.first_door_seen = False
 
@@ -174,16 +204,15 @@ class CueCorridorVectorEnv(EmbodiedVectorEnv):
 
     env_class = CueCorridorEnv
 
-    def _import_task(self, i: int, env: CueCorridorEnv) -> None:
+    def _import_task_layouts(self, rows, task) -> None:
         if not hasattr(self, "correct"):
             N = self.num_envs
             self.correct = np.zeros(N, np.int64)
             self.chosen = np.full(N, -1, np.int64)
             self.first_door_seen = np.zeros(N, bool)
-            self.door_cells = env.door_cells.copy()  # the same in every episode
-            self.cue_entity = env.cue_entity
-        self.correct[i], self.chosen[i] = env.correct, env.chosen
-        self.first_door_seen[i] = env.first_door_seen
+            self.door_cells = CueCorridorEnv._door_cells(self.config)
+            self.cue_entity = self.config.num_doors
+        self.correct[rows], self.chosen[rows], self.first_door_seen[rows] = task["correct"], -1, False
 
     def _needed(self, rows) -> np.ndarray:
         needed = np.zeros((len(rows), self.memory.num_facts), bool)

@@ -15,7 +15,7 @@ from gymnasium import spaces
 
 from .bank import FACT, NUM_SLOT_FEATURES, POSITION, VERSION
 from .config import ConfigError, Level, build_config
-from .embedding import gaussian_uniforms, gaussians_from, random_units, unit
+from .embedding import gaussian_uniforms, gaussians_from, unit
 from .embodied_layout import Layouts
 from .grid import NO_ENTITY, NUM_VIEW_CODES, GridWorld, Move
 from .slot_memory import SlotMemory, unit_rows
@@ -75,8 +75,9 @@ def require(condition: bool, message: str) -> None:
 class EmbodiedMemoryEnv(gym.Env):
     """Base class; see each task's docstring for its Action Space, Observation Space and Rewards.
 
-    Subclasses implement `_generate` (the episode's layout: sets `world` with `make_world`,
-    `embeddings` of the task's entities, `horizon`), `_advance` (the world after a move), `_outcome_metrics`, `_task_state` and, when
+    Subclasses implement the episode's layout for many episodes at once (`layout_draws`,
+    `layout_map`, `_layout`; `_adopt_task` sets a single env's task attributes from it, including
+    `horizon`), `_advance` (the world after a move), `_outcome_metrics`, `_task_state` and, when
     the default does not fit, `_item`, `_version`, `_keep`, `_answer_entity`, `_phase`.
     """
 
@@ -127,9 +128,6 @@ class EmbodiedMemoryEnv(gym.Env):
         self._zero = np.zeros(D, np.float32)
 
     # ---- task hooks ----------------------------------------------------------------------------
-
-    def _generate(self) -> None:
-        raise NotImplementedError
 
     def max_entities(self) -> int:
         """An upper bound on `num_entities` (backdrop included) under this config."""
@@ -192,11 +190,7 @@ class EmbodiedMemoryEnv(gym.Env):
     def _extra_obs(self) -> dict[str, np.ndarray]:
         return {}
 
-    # ---- batched layout (`embodied_layout.py`): tasks that define `_layout` ------------------
-
-    @classmethod
-    def lays_out_in_batches(cls) -> bool:
-        return cls._layout.__func__ is not EmbodiedMemoryEnv._layout.__func__
+    # ---- the episode's layout, batched (`embodied_layout.py`) --------------------------------
 
     @classmethod
     def layout_draws(cls, cfg) -> tuple[int, int]:
@@ -275,16 +269,7 @@ class EmbodiedMemoryEnv(gym.Env):
         """`reset` without building the observation (a vector env copies the episode instead).
         With `observe=False` only the world and its draws are made: the memory and the first
         observation are left to the caller (a vector env does them for all its resets at once)."""
-        if self.lays_out_in_batches():
-            self.adopt(self.layouts(self.config, self.draw_episode(seed)[None]))
-        else:
-            super().reset(seed=seed)
-            self._generate()
-            backdrop = random_units(self.np_random, 1, self.config.dim)
-            self.embeddings = np.concatenate([self.embeddings, backdrop])
-            self.num_entities = len(self.embeddings)
-            d = self.config.dim
-            self.noise = self.np_random.standard_normal((NOISE_BANK, d)) * (self.config.noise / np.sqrt(d))
+        self.adopt(self.layouts(self.config, self.draw_episode(seed)[None]))
         assert self.num_entities == len(self.world.where) == self.backdrop + 1
         assert self.num_entities <= self.max_entities()
         if not observe:

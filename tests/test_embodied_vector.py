@@ -82,6 +82,34 @@ def test_vector_equals_singles_under_random_actions(env_id):
     assert episodes >= 3  # autoresets were crossed
 
 
+def test_layouts_laid_out_in_chunks_equal_layouts_laid_out_at_once(monkeypatch):
+    """Long corridors draw large blocks of uniforms, which the vector env lays out a few rows at
+    a time: chunking changes nothing (here one row per chunk, across resets and autoresets)."""
+    import memgym.envs.embodied_vector as embodied_vector
+
+    monkeypatch.setattr(embodied_vector, "_LAYOUT_FLOATS", 1)
+    episodes, _ = run_against_singles("memgym/CueCorridor-Easy-v0", 3, 200, random_actions)
+    assert episodes >= 3
+
+
+@pytest.mark.parametrize("env_id", [i for i in EMBODIED_IDS if "-Hard-" not in i])
+def test_one_layout_call_for_many_episodes_equals_one_call_each(env_id):
+    """`layouts` of a stack of blocks is the stack of each block's layout: a vector env's
+    batched resets draw exactly the episodes its single envs would."""
+    env = gym.make(env_id, **kwargs_for(env_id)).unwrapped
+    cls, cfg = type(env), env.config
+    blocks = np.stack([env.draw_episode(seed) for seed in range(5)])
+    together = cls.layouts(cfg, blocks)
+    for r in range(5):
+        alone = cls.layouts(cfg, blocks[r : r + 1])
+        part = together.row(r)
+        for name in ("pos", "entity_cells", "embeddings", "num_entities", "noise"):
+            np.testing.assert_array_equal(getattr(part, name), getattr(alone, name), err_msg=name)
+        assert part.task.keys() == alone.task.keys()
+        for k in alone.task:
+            np.testing.assert_array_equal(part.task[k], alone.task[k], err_msg=k)
+
+
 @pytest.mark.parametrize("env_id", [i for i in EMBODIED_IDS if "-Easy-" in i])
 def test_vector_equals_singles_under_the_oracle(env_id):
     """Successful episodes too: stores, reads, pick-ups, declarations and doors all match."""
