@@ -265,15 +265,12 @@ class EmbodiedMemoryEnv(gym.Env):
         self.new_episode(seed)
         return self._observation(), {}
 
-    def new_episode(self, seed: int | None = None, observe: bool = True) -> None:
-        """`reset` without building the observation (a vector env copies the episode instead).
-        With `observe=False` only the world and its draws are made: the memory and the first
-        observation are left to the caller (a vector env does them for all its resets at once)."""
+    def new_episode(self, seed: int | None = None) -> None:
+        """`reset` without building the observation: the episode's world (a layout of one), an
+        empty memory and the first step's item."""
         self.adopt(self.layouts(self.config, self.draw_episode(seed)[None]))
         assert self.num_entities == len(self.world.where) == self.backdrop + 1
         assert self.num_entities <= self.max_entities()
-        if not observe:
-            return
         self.memory.reset(ROW, self.num_queries)
         self.t = 0
         self.visited = np.zeros(self.num_entities, bool)
