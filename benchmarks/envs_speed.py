@@ -6,12 +6,13 @@ actions of `obs["action_mask"]` (one `nonzero`, a fraction of a microsecond); PO
 have no invalid actions, so it picks among all of them. Each env is timed twice: as `gym.make` returns
 it (order enforcing, env checker, ...) and unwrapped.
 
-Then the vectorised figures: each streaming task's native vector env (`gym.make_vec`, same-step
-autoreset) at 1024 and 4096 envs, beside gymnasium's `SyncVectorEnv` of POPGym and MiniGrid
+Then the vectorised figures: each streaming and embodied task's native vector env (`gym.make_vec`,
+same-step autoreset) at 1024 and 4096 envs, beside gymnasium's `SyncVectorEnv` of POPGym and MiniGrid
 (at fewer envs: they step one env at a time, so their per-env rate hardly depends on N). All are
 reported as env steps per second (vector steps x N). Actions come from a pre-drawn table too: for
 memgym a uniform pick among each row's valid actions (batched), for the references a uniform
-action. The load average is recorded beside them, since the machine may be shared.
+action. Timing starts after `VECTOR_WARMUP` vector steps, so autoresets are included. The load
+average is recorded beside them, since the machine may be shared.
 
 Run it with `memgym bench envs [--json PATH] [--seconds S]`.
 """
@@ -212,12 +213,12 @@ def time_env(
 # ---- the envs --------------------------------------------------------------------------------
 
 
-def memgym_ids() -> list[str]:
+def memgym_ids(families: tuple[str, ...] = ("streaming",)) -> list[str]:
     import memgym.envs  # noqa: F401  (registers the envs)
     from memgym.envs.config import Level
     from memgym.envs.registration import FAMILIES, env_id
 
-    return [env_id(task, Level(LEVEL)) for task in FAMILIES["streaming"]]
+    return [env_id(task, Level(LEVEL)) for family in families for task in FAMILIES[family]]
 
 
 def _reference_envs() -> tuple[list[tuple[str, str]], dict[str, str]]:
@@ -275,10 +276,17 @@ def run_bench(
 
 VECTOR_SIZES = (1024, 4096)
 SYNC_ENVS = 16
+# Untimed vector steps first: past the first episode of (nearly) every env, so that autoresets,
+# a large part of the real cost, are in the figure at their steady rate. (A Medium episode under
+# random actions is ~200-600 steps; with every env starting at once, a short window would see
+# none.)
+VECTOR_WARMUP = 700
 
 
-def time_vector_env(env, masked: bool, seconds: float, seed: int = 0) -> tuple[int, float]:
-    """Step a vector env for about `seconds` (after one warm-up step); (vector steps, elapsed)."""
+def time_vector_env(env, masked: bool, seconds: float, seed: int = 0,
+                    warmup: int = VECTOR_WARMUP) -> tuple[int, float]:
+    """Step a vector env for about `seconds` after `warmup` untimed steps; (vector steps,
+    elapsed)."""
     N = env.num_envs
     u = np.random.default_rng(seed).random((64, N))
     n = int(env.single_action_space.n)
@@ -292,7 +300,8 @@ def time_vector_env(env, masked: bool, seconds: float, seed: int = 0) -> tuple[i
         k = (u[i] * counts[:, -1]).astype(np.int64)
         return (counts <= k[:, None]).sum(1)
 
-    obs = env.step(pick(obs, 0))[0]
+    for i in range(max(warmup, 1)):
+        obs = env.step(pick(obs, i & 63))[0]
     steps = 0
     start = time.perf_counter()
     deadline = start + seconds
@@ -308,7 +317,7 @@ def time_vector_env(env, masked: bool, seconds: float, seed: int = 0) -> tuple[i
 def run_vector_bench(result: BenchResult, seconds: float, references, log) -> None:
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    for eid in memgym_ids():
+    for eid in memgym_ids(("streaming", "embodied")):
         for N in VECTOR_SIZES:
             env = gym.make_vec(eid, num_envs=N, vectorization_mode="vector_entry_point")
             steps, elapsed = time_vector_env(env, True, seconds)
