@@ -183,7 +183,7 @@ class ObjectRecallEnv(EmbodiedMemoryEnv):
         decoys = interior[first_of_permutation(decoy_order, Dc)]
         pos = interior[pick(u[:, 2 * SS], SS)]
         target = pick(u[:, 2 * SS + 1], N)
-        # Where the agent finds itself when cued: drawn now, so a vector env can copy it.
+        # Where the agent finds itself when cued: drawn with the rest of the layout.
         cue_start = interior[pick(u[:, 2 * SS + 2], SS)]
 
         obj_dir, query_dir = fixed_direction("object", D), fixed_direction("query", D)
