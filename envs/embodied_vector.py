@@ -54,7 +54,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(g.action_space, num_envs)
         cfg = self.config
         self.memory = SlotMemory(num_envs, cfg.capacity, cfg.dim, _NUM_MOVES, cfg.max_inner_ops,
-                                 g.max_entities(), recall_per_item=True)
+                                 g.max_entities(), recall_per_item=True, deferred_mask=True)
         self.rows = np.arange(num_envs)
         self._allocated = False
 
@@ -117,7 +117,8 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         self.item_pos = np.full((N, 2), -1, np.int64)
         self.num_queries = np.ones(N, np.int64)
         self.horizon = g.horizon
-        self._view_rank = w._view_rank.reshape(-1)
+        # Ranks as int32: `_attend`'s argmin reads half the bytes of int64, same answer.
+        self._view_rank = w._view_rank.reshape(-1).astype(np.int32)
         self._scale = np.array([max(self.shape[0] - 1, 1), max(self.shape[1] - 1, 1)], np.float64)
         self._allocated = True
 
@@ -163,6 +164,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         self.memory.reset(rows, self.num_queries[rows])
         self._refresh_windows(rows)
         self._begin_step(rows)
+        self.memory.refresh_mask(None if len(rows) == self.num_envs else rows)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         if seed is None or isinstance(seed, int):
@@ -211,6 +213,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
             ended = term | timed_out
             terminated[world] = ended
             done = world[ended]
+        mem.refresh_mask()  # the ops above left it stale (`deferred_mask`)
         obs = self._observation()
         if len(done):
             outcome = self._outcome(done, timed_out[ended])  # first: it sets answer counts
@@ -277,7 +280,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         """The nearest entity in view (row-major on ties), else the backdrop at `(-1, -1)`."""
         ent = self._windows[rows]
         present = ent != NO_ENTITY
-        k = np.where(present, self._view_rank, np.iinfo(np.int64).max).argmin(-1)
+        k = np.where(present, self._view_rank, np.iinfo(np.int32).max).argmin(-1)
         found = present.any(-1)
         entity = np.where(found, ent[np.arange(len(rows)), k], self.backdrop[rows])
         r2 = 2 * self.radius + 1
