@@ -214,27 +214,26 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
             terminated[world] = ended
             done = world[ended]
         mem.refresh_mask()  # the ops above left it stale (`deferred_mask`)
-        obs = self._observation()
         if len(done):
-            outcome = self._outcome(done, timed_out[ended])  # first: it sets answer counts
-            info.update(self._final_info(obs, done, {**mem.summary_batch(done), **outcome}))
+            final = self._observation(done)  # the ended episodes' last observations
+            outcome = self._outcome(done, timed_out[ended])  # before the summary: it counts answers
+            info.update(self._final_info(final, done, {**mem.summary_batch(done), **outcome}))
             self._new_episodes(done)  # from each env's own generator (see the module doc)
-            fresh = self._observation(done)
-            for k, v in fresh.items():
-                obs[k][done] = v
+        obs = self._observation()
         running = ~terminated
         info["invalid_action"], info["_invalid_action"] = absorbed & running, running
         return obs, reward, terminated, np.zeros(N, bool), info
 
-    def _final_info(self, obs, rows, metrics) -> dict[str, Any]:
-        """`final_obs` and `final_info` of the ended `rows`, as `SyncVectorEnv(...,
-        autoreset_mode=SAME_STEP)` lays them out."""
+    def _final_info(self, final, rows, metrics) -> dict[str, Any]:
+        """`final_obs` and `final_info` of the ended `rows` (`final`: their observations, one
+        row each, in new arrays), as `SyncVectorEnv(..., autoreset_mode=SAME_STEP)` lays them
+        out."""
         N = self.num_envs
         ended = np.zeros(N, bool)
         ended[rows] = True
         final_obs = np.full(N, None, dtype=object)
-        for i in rows.tolist():
-            final_obs[i] = {k: v[i].copy() for k, v in obs.items()}  # obs[rows] is reset next
+        for n, i in enumerate(rows.tolist()):
+            final_obs[i] = {k: v[n] for k, v in final.items()}
         per_env: dict[str, Any] = {}
         for k, v in metrics.items():
             full = np.zeros(N, v.dtype)

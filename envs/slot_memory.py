@@ -35,7 +35,7 @@ def unit_rows(v: np.ndarray) -> np.ndarray:
     """Normalise the last axis as float32 (zero rows stay zero). One formula for every batch size,
     so a row's result does not depend on which batch it was computed in."""
     norm = np.sqrt((v * v).sum(-1, keepdims=True))
-    return (v / np.maximum(norm, 1e-12)).astype(np.float32)
+    return (v / np.maximum(norm, 1e-12)).astype(np.float32, copy=False)
 
 
 class SlotMemory:
