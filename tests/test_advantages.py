@@ -50,6 +50,16 @@ def test_group_advantages_by_hand():
     np.testing.assert_allclose(adv, [1, -1, -1, 1, 0, 0, 0, 0, 1 / s, -1 / s, 0, 0], rtol=1e-5)
 
 
+def test_group_advantages_centred_only():
+    # A group that differs only by a small cost keeps that small scale; a spread-less group is 0.
+    returns = np.array([1.0, 0.0, 0.0, 1.0, -0.002, -0.001, -0.001, 0.0, 0.5, 0.5, 0.5, 0.5])
+    adv = group_advantages(returns, group_size=4, scale=False)
+    np.testing.assert_allclose(
+        adv, [0.5, -0.5, -0.5, 0.5, -0.001, 0.0, 0.0, 0.001, 0, 0, 0, 0], atol=1e-7)
+    scaled = group_advantages(returns, group_size=4)
+    assert abs(scaled[7]) > 1.0  # what scaling does to the cost-only group
+
+
 def test_group_advantages_rejects_a_ragged_batch():
     with pytest.raises(ValueError):
         group_advantages(np.zeros(6), group_size=4)
@@ -69,6 +79,10 @@ def test_group_to_go_advantages_by_hand():
     # position 1: 2 vs 1 -> +1 / -1 (env 0's second step there: to-go 2 -> +1)
     # position 2: 1 vs 0 -> +1 / -1
     np.testing.assert_allclose(adv, [[1, -1], [1, -1], [1, -1], [1, 0]], atol=1e-6)
+    # Centred only: each position's spread is 1 (2 vs 1, 1 vs 0), so +-0.5.
+    centred = group_to_go_advantages(rewards, valid, position, group_size=2, scale=False)
+    np.testing.assert_allclose(centred, [[0.5, -0.5], [0.5, -0.5], [0.5, -0.5], [0.5, 0]],
+                               atol=1e-6)
 
 
 def test_group_to_go_advantages_ignore_earlier_rewards_and_lone_positions():

@@ -41,15 +41,21 @@ def gae(
     return advantages, advantages + values
 
 
-def group_advantages(episode_returns: np.ndarray, group_size: int, eps: float = 1e-6) -> np.ndarray:
+def group_advantages(episode_returns: np.ndarray, group_size: int, eps: float = 1e-6,
+                     scale: bool = True) -> np.ndarray:
     """GRPO: `(R - group mean) / group std` for returns laid out group by group.
 
     `episode_returns` has one return per episode, consecutive runs of `group_size` sharing a
     stream seed. A group whose returns are all equal has no signal: its advantages are 0.
+    `scale=False` only centres (`R - group mean`, as Dr. GRPO does): dividing by the std gives a
+    group whose returns differ by a tiny cost (a write cost, with no success in the group) the
+    same push as a group where one member succeeded, so the cost can become the whole signal.
     """
     r = np.asarray(episode_returns, np.float64).reshape(-1, group_size)
     centred = r - r.mean(axis=1, keepdims=True)
     std = r.std(axis=1, keepdims=True)
+    if not scale:
+        return np.where(std > eps, centred, 0.0).reshape(-1).astype(np.float32)
     return np.where(std > eps, centred / np.maximum(std, eps), 0.0).reshape(-1).astype(np.float32)
 
 
@@ -60,6 +66,7 @@ def group_to_go_advantages(
     group_size: int,
     eps: float = 1e-6,
     discounts: np.ndarray | None = None,
+    scale: bool = True,
 ) -> np.ndarray:
     """GRPO with step-level credit: each step is judged by the reward still to come, against the
     other members of its group *at the same stream position*.
@@ -77,7 +84,7 @@ def group_to_go_advantages(
     step `t` to the end of its episode (discounted by `discounts[t]` between steps `t` and `t+1`
     when given: a shorter horizon trades a little bias for much less variance) and each member represented by `G` at its
     first step at that position. Positions reached by fewer than two members, or with no spread,
-    give 0. Invalid steps give 0.
+    give 0. Invalid steps give 0. `scale=False` only centres, as in `group_advantages`.
     """
     rewards = np.where(valid, rewards, 0.0).astype(np.float64)
     T, N = rewards.shape
@@ -106,8 +113,8 @@ def group_to_go_advantages(
         centred = np.where(np.isnan(first), 0.0, first - mean[:, None])
         std = np.sqrt(np.sum(centred**2, axis=1) / np.maximum(count, 1))
         usable = (count >= 2) & (std > eps)
-        scale = np.where(usable, 1.0 / np.maximum(std, eps), 0.0)
+        factor = np.where(usable, 1.0 / np.maximum(std, eps) if scale else 1.0, 0.0)
         adv = np.zeros(pos.shape)
-        adv[ok] = (go[ok] - mean[inverse]) * scale[inverse]
+        adv[ok] = (go[ok] - mean[inverse]) * factor[inverse]
         out[:, cols] = adv
     return out

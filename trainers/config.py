@@ -122,6 +122,11 @@ class TrainConfig:
     """GRPO: `episode` broadcasts the episode's group-relative return to all its steps; `to_go`
     judges each step by the reward still to come against its group at the same stream position
     (`trainers/advantages.py`), so a decision is not credited with earlier answers."""
+    grpo_scale: bool = True
+    """GRPO: divide group-centred returns by the group's std (true, GRPO) or only centre them
+    (false, as Dr. GRPO). Without the division a group whose returns differ only by a small
+    per-step cost (e.g. `env_kwargs: {write_cost: ...}` when no member succeeded) pushes only as
+    hard as that cost, instead of as hard as a group where one member succeeded."""
     kl_coef: float = 0.0
     """GRPO: weight of the KL penalty to the frozen initial policy (0: none)."""
     num_workers: int = 0

@@ -234,9 +234,9 @@ class RolloutWorker:
                 advanced = np.ones_like(advanced)
             discounts = np.where(advanced, self.cfg.gamma, 1.0)
             advantages = group_to_go_advantages(self.buf_rewards[:t], valid[:t], position, G,
-                                                discounts=discounts)
+                                                discounts=discounts, scale=self.cfg.grpo_scale)
         else:
-            adv = group_advantages(returns, G)
+            adv = group_advantages(returns, G, scale=self.cfg.grpo_scale)
             advantages = np.where(valid[:t], adv[None, :], 0.0).astype(np.float32)
         return Rollout(
             obs={k: v[:t].copy() for k, v in self.buf_obs.items()},
