@@ -9,7 +9,8 @@ it (order enforcing, env checker, ...) and unwrapped.
 Then the vectorised figures: each streaming and embodied task's native vector env (`gym.make_vec`,
 same-step autoreset) at 1024 and 4096 envs, beside gymnasium's `SyncVectorEnv` of POPGym and MiniGrid
 (at fewer envs: they step one env at a time, so their per-env rate hardly depends on N). All are
-reported as env steps per second (vector steps x N). Actions come from a pre-drawn table too: for
+reported as env steps per second (vector steps x N), each memgym figure measured in a fresh
+process (see `_in_fresh_process`). Actions come from a pre-drawn table too: for
 memgym a uniform pick among each row's valid actions (batched), for the references a uniform
 action. Timing starts after `VECTOR_WARMUP` vector steps, so autoresets are included. The load
 average is recorded beside them, since the machine may be shared.
@@ -314,14 +315,33 @@ def time_vector_env(env, masked: bool, seconds: float, seed: int = 0,
             return steps, now - start
 
 
+def _time_native(eid: str, num_envs: int, seconds: float) -> tuple[int, float]:
+    env = gym.make_vec(eid, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    try:
+        return time_vector_env(env, True, seconds)
+    finally:
+        env.close()
+
+
+def _in_fresh_process(fn, *args):
+    """`fn(*args)` in a new interpreter. A vector measurement depended on what had run before it
+    in the same process: ObjectRecall-Medium at 1024 envs gave 274k steps/s after the streaming
+    vector envs had run, 409k-455k on its own (2026-12-02; not gc, page faults, imports or
+    throttling, which were each ruled out). Each figure now comes from a process of its own."""
+    import concurrent.futures
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def run_vector_bench(result: BenchResult, seconds: float, references, log) -> None:
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
     for eid in memgym_ids(("streaming", "embodied")):
         for N in VECTOR_SIZES:
-            env = gym.make_vec(eid, num_envs=N, vectorization_mode="vector_entry_point")
-            steps, elapsed = time_vector_env(env, True, seconds)
-            env.close()
+            steps, elapsed = _in_fresh_process(_time_native, eid, N, seconds)
             m = VectorMeasurement(eid, "memgym", "native", N, steps, elapsed)
             result.vector.append(m)
             log(f"  {eid:<34} native N={N:<5} {m.steps_per_s:>12,.0f} steps/s")
