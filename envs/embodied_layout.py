@@ -47,6 +47,46 @@ class Layouts:
                        {k: v[take] for k, v in self.task.items()})
 
 
+class EpisodesAhead:
+    """Each env's next episode, laid out before it is needed (a vector env's look-ahead).
+
+    Laying out `R` episodes costs a fixed ~0.1 ms of numpy calls plus a little per episode, and
+    autoresets come a few envs at a time, so a vector env lays out episodes ahead in batches (the
+    next episode of every env waiting for one) and an autoreset only copies its rows in. An env's
+    blocks come from its own generator in order, so the episodes are the same as drawn on demand.
+    """
+
+    def __init__(self, num_envs: int):
+        self.ready = np.zeros(num_envs, bool)
+        self._store: Layouts | None = None
+
+    def put(self, rows: np.ndarray, layouts: Layouts) -> None:
+        if self._store is None:
+            n = len(self.ready)
+            alloc = lambda a: np.empty((n, *a.shape[1:]), a.dtype)  # noqa: E731
+            self._store = Layouts(*(alloc(getattr(layouts, f)) for f in _ARRAY_FIELDS),
+                                  task={k: alloc(v) for k, v in layouts.task.items()})
+        for f in _ARRAY_FIELDS:
+            getattr(self._store, f)[rows] = getattr(layouts, f)
+        for k, v in layouts.task.items():
+            self._store.task[k][rows] = v
+        self.ready[rows] = True
+
+    def take(self, rows: np.ndarray) -> Layouts:
+        """The next episodes of `rows` (all ready), which are then no longer ahead."""
+        assert self._store is not None and self.ready[rows].all()
+        self.ready[rows] = False
+        return Layouts(*(getattr(self._store, f)[rows] for f in _ARRAY_FIELDS),
+                       task={k: v[rows] for k, v in self._store.task.items()})
+
+    def drop(self, rows: np.ndarray) -> None:
+        """Forget the episodes ahead of `rows` (they are reseeded)."""
+        self.ready[rows] = False
+
+
+_ARRAY_FIELDS = ("pos", "entity_cells", "embeddings", "num_entities", "noise")
+
+
 def pick(u: np.ndarray, n: int) -> np.ndarray:
     """Integers uniform in `[0, n)` from uniforms in `[0, 1)` (any shape). The `minimum` guards
     the float32 rounding of `u * n` up to `n` for `u` just below 1."""

@@ -4,10 +4,11 @@ identical to `N` single envs with the same seeds.
 The memory is the single env's own batched `SlotMemory` with `N` rows. The world (moves, the
 egocentric view, what the agent attends to) and each task's rules are written here as array
 operations over all envs: no Python loop over envs in `step`. Episodes are laid out by the
-single env's own code (`EmbodiedMemoryEnv.layouts`, batched): a reset (at `reset()` or an
-autoreset) draws one block of uniforms from each resetting env's generator, lays all their worlds
-out at once and copies them into their rows; their memories and first observations are then made
-for all of them at once, as a step makes them.
+single env's own code (`EmbodiedMemoryEnv.layouts`, batched): each env's next episode is one
+block of uniforms from its own generator. Autoresets come a few envs at a time, so the next
+episodes of the envs waiting for one are laid out ahead, many at once (`EpisodesAhead`), and an
+autoreset copies its rows in; their memories and first observations are then made for all of
+them at once, as a step makes them.
 
 Autoreset is `SAME_STEP`, as in the streaming family's vector envs: when an episode ends, the
 step returns the first observation of the next one; the last observation of the ended one is in
@@ -26,7 +27,7 @@ from gymnasium.vector.utils import batch_space
 
 from .config import Level
 from .embodied import NOISE_BANK, NUM_PHASES, EmbodiedMemoryEnv
-from .embodied_layout import Layouts
+from .embodied_layout import EpisodesAhead, Layouts
 from .grid import _DX, _DY, _NUM_CELLS, _WALL, NO_ENTITY, Move
 from .privileged import embodied_privileged, embodied_privileged_size
 from .slot_memory import SlotMemory, unit_rows
@@ -34,6 +35,8 @@ from .slot_memory import SlotMemory, unit_rows
 _NUM_MOVES = len(Move)
 _LAYOUT_FLOATS = 1 << 22  # uniforms laid out at once (16 MB), whatever the task draws
 _STAY = int(Move.STAY)
+# Episodes laid out ahead at once: enough to spread the fixed cost of a layout call thin.
+_AHEAD_BATCH = 64
 
 
 class EmbodiedVectorEnv(gym.vector.VectorEnv):
@@ -57,6 +60,7 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
                                  g.max_entities(), recall_per_item=True, deferred_mask=True)
         self.rows = np.arange(num_envs)
         self._allocated = False
+        self._ahead = EpisodesAhead(num_envs)
 
     # ---- task hooks ----------------------------------------------------------------------------
 
@@ -144,10 +148,32 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
         raise NotImplementedError
 
     def _new_episodes(self, rows: np.ndarray, seeds=None) -> None:
-        """A new episode in each of `rows`: one block of uniforms from each env's own generator
-        (the only loop over envs), all the worlds laid out at once, then their empty memories
-        and first observations, batched. Long corridors draw large blocks, so rows are laid out
-        in chunks of at most `_LAYOUT_FLOATS` uniforms."""
+        """A new episode in each of `rows`: its world laid out ahead (`EpisodesAhead`) or now,
+        then their empty memories and first observations, batched. `seeds` (one per row, or
+        None): a row given a seed drops what was laid out ahead for it and draws afresh."""
+        if seeds is not None:
+            seeded = np.array([s is not None for s in seeds], bool)
+            self._ahead.drop(rows[seeded])
+        ready = self._ahead.ready[rows]
+        if not ready.all():
+            now = np.flatnonzero(~ready)
+            for part, layouts in self._lay_out(rows[now], None if seeds is None
+                                               else [seeds[i] for i in now.tolist()]):
+                self._import_layouts(part, layouts)
+        if ready.any():
+            self._import_layouts(rows[ready], self._ahead.take(rows[ready]))
+        self.t[rows] = 0
+        self.memory.reset(rows, self.num_queries[rows])
+        self._refresh_windows(rows)
+        self._begin_step(rows)
+        self.memory.refresh_mask(None if len(rows) == self.num_envs else rows)
+        self._lay_out_ahead()
+
+    def _lay_out(self, rows: np.ndarray, seeds=None):
+        """`(part, layouts)` for the next episode of each of `rows`: one block of uniforms from
+        each env's own generator (the only loop over envs), all the worlds laid out at once.
+        Long corridors draw large blocks, so rows are laid out in chunks of at most
+        `_LAYOUT_FLOATS` uniforms."""
         width = self.env_class.episode_uniforms(self.config)
         chunk = max(1, _LAYOUT_FLOATS // width)
         for start in range(0, len(rows), chunk):
@@ -159,12 +185,14 @@ class EmbodiedVectorEnv(gym.vector.VectorEnv):
             if not self._allocated:  # sizes and the map, from the first episode
                 self.envs[part[0]].adopt(layouts.row(0))
                 self._allocate(self.envs[part[0]])
-            self._import_layouts(part, layouts)
-        self.t[rows] = 0
-        self.memory.reset(rows, self.num_queries[rows])
-        self._refresh_windows(rows)
-        self._begin_step(rows)
-        self.memory.refresh_mask(None if len(rows) == self.num_envs else rows)
+            yield part, layouts
+
+    def _lay_out_ahead(self) -> None:
+        """Lay out the next episode of every env waiting for one, once enough of them wait."""
+        waiting = np.flatnonzero(~self._ahead.ready)
+        if len(waiting) >= min(_AHEAD_BATCH, self.num_envs):
+            for part, layouts in self._lay_out(waiting):
+                self._ahead.put(part, layouts)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         if seed is None or isinstance(seed, int):

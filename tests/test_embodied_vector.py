@@ -20,9 +20,11 @@ def kwargs_for(env_id: str) -> dict:
     return SHORT if "CueCorridor" in env_id and "-Easy-" not in env_id else {}
 
 
-def run_against_singles(env_id, num_envs, steps, choose, seed=0, **kw):
+def run_against_singles(env_id, num_envs, steps, choose, seed=0, reseed=None, **kw):
     """Step `make_vec` and `num_envs` single envs with the same actions; assert equal outputs.
-    `choose(obs_list, singles, rng)` picks the actions from the singles' observations."""
+    `choose(obs_list, singles, rng)` picks the actions from the singles' observations.
+    `reseed`: `{step: seeds}`, a `reset(seed=seeds)` of all of them before that step (a `None`
+    seed resets that env without reseeding it)."""
     vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kw)
     singles = [gym.make(env_id, **kw).unwrapped for _ in range(num_envs)]
     vobs, _ = vec.reset(seed=seed)
@@ -30,6 +32,9 @@ def run_against_singles(env_id, num_envs, steps, choose, seed=0, **kw):
     rng = np.random.default_rng(seed)
     episodes = successes = 0
     for step in range(steps):
+        if reseed and step in reseed:
+            vobs, _ = vec.reset(seed=reseed[step])
+            sobs = [env.reset(seed=s)[0] for s, env in zip(reseed[step], singles)]
         assert vec.observation_space.contains(vobs)
         for i, o in enumerate(sobs):
             for k in o:
@@ -90,6 +95,18 @@ def test_layouts_laid_out_in_chunks_equal_layouts_laid_out_at_once(monkeypatch):
     monkeypatch.setattr(embodied_vector, "_LAYOUT_FLOATS", 1)
     episodes, _ = run_against_singles("memgym/CueCorridor-Easy-v0", 3, 200, random_actions)
     assert episodes >= 3
+
+
+def test_episodes_laid_out_ahead_are_the_episodes_drawn_on_demand(monkeypatch):
+    """Autoresets copy in episodes laid out ahead in batches (`EpisodesAhead`): with batches of
+    two out of five envs some rows find theirs ready and some draw on demand, and a mid-run
+    `reset` that reseeds some envs drops theirs while the others keep the next of their stream."""
+    import memgym.envs.embodied_vector as embodied_vector
+
+    monkeypatch.setattr(embodied_vector, "_AHEAD_BATCH", 2)
+    episodes, _ = run_against_singles("memgym/ObjectRecall-Easy-v0", 5, 300, random_actions,
+                                      reseed={150: [7, None, 8, None, None]})
+    assert episodes >= 5
 
 
 @pytest.mark.parametrize("env_id", [i for i in EMBODIED_IDS if "-Hard-" not in i])
