@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 import memgym.envs  # noqa: F401  (registers the envs)
-from memgym.benchmarks.envs_speed import VECTOR_WARMUP
+from memgym.benchmarks.envs_speed import VECTOR_WARMUP, RandomValidActions
 from memgym.envs.registration import registered_ids
 
 LEVEL = "Medium"
@@ -34,12 +34,12 @@ def measure(vec, seconds: float, seed: int = 0, warmup: int = VECTOR_WARMUP) -> 
     (past every env's first episode, so autoresets are in the figure at their steady rate)."""
     obs, _ = vec.reset(seed=seed)
     n_envs, n_actions = vec.num_envs, vec.single_action_space.n
-    tables = np.random.default_rng(seed).random((_TABLE, n_envs, n_actions))
     masked = isinstance(obs, dict) and "action_mask" in obs
+    valid_pick = RandomValidActions(n_envs, n_actions, seed)
+    uniform = np.random.default_rng(seed).integers(n_actions, size=(_TABLE, n_envs))
 
     def act(obs, k):
-        u = tables[k % _TABLE]
-        return np.where(obs["action_mask"] == 1, u, -1).argmax(1) if masked else u.argmax(1)
+        return valid_pick(obs["action_mask"], k) if masked else uniform[k % _TABLE]
 
     for k in range(warmup):
         obs, *_ = vec.step(act(obs, k))

@@ -22,19 +22,16 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 
-from memgym.benchmarks.envs_speed import memgym_ids
+from memgym.benchmarks.envs_speed import RandomValidActions, memgym_ids
 
 
 def measure(env_id: str, num_envs: int, warmup: int, steps: int, seed: int = 0) -> dict:
     env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
-    u = np.random.default_rng(seed).random((64, num_envs))
+    valid_pick = RandomValidActions(num_envs, int(env.single_action_space.n), seed)
 
     def pick(obs, i):
-        counts = obs["action_mask"].cumsum(1)  # the k-th valid action, k uniform per row
-        k = (u[i & 63] * counts[:, -1]).astype(np.int64)
-        return (counts <= k[:, None]).sum(1)
+        return valid_pick(obs["action_mask"], i)
 
     obs, _ = env.reset(seed=seed)
     for i in range(warmup):
