@@ -124,6 +124,7 @@ def test_tensorboard_events_read_back(tmp_path):
         ({"algo": "grpo", "critic": "privileged"}, "critic=privileged is for algo=ppo"),
         ({"grpo_credit": "togo"}, "did you mean 'to_go'"),
         ({"discount_clock": "item"}, "discount_clock"),
+        ({"overlap": True}, "set num_workers >= 1"),
     ],
 )
 def test_config_errors_name_the_key(overrides, fragment):

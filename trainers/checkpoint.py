@@ -15,8 +15,8 @@ LATEST = "latest.pt"
 # Config keys added after format 1 was fixed, with the value that reproduces what a checkpoint
 # written before them ran: such a checkpoint loads as the network it holds.
 PREDATING = {"addressing": False, "critic": "observation", "discount_clock": "step",
-             "grpo_credit": "episode", "query_addressing": False,
-             "store_novelty": False}
+             "grpo_credit": "episode", "grpo_scale": True, "overlap": False,
+             "query_addressing": False, "store_novelty": False}
 
 
 class CheckpointError(Exception):

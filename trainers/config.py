@@ -131,6 +131,12 @@ class TrainConfig:
     """GRPO: weight of the KL penalty to the frozen initial policy (0: none)."""
     num_workers: int = 0
     """0: rollouts in-process, no Ray. >0: that many Ray rollout actors (RAY_ADDRESS honoured)."""
+    overlap: bool = False
+    """Ray workers collect the next batch while the learner updates on this one, so a machine
+    with a core to spare spends an iteration's time on the slower of the two instead of both.
+    The next batch is collected with the weights from before the update: one update of policy
+    lag, which the clipped ratio absorbs, since it is taken against the log-probabilities of the
+    policy that acted. Needs num_workers >= 1."""
     eval_every: int = 10
     """Iterations between held-out evaluations (logged and plotted)."""
     eval_episodes: int = 32
@@ -162,6 +168,9 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.num_workers < 0:
             raise ConfigError("num_workers must be >= 0 (0 runs rollouts in-process)")
+        if self.overlap and (self.num_workers < 1 or self.algo is Algo.MASKABLE_PPO):
+            raise ConfigError("overlap=true runs collection on Ray workers beside the learner: "
+                              "set num_workers >= 1 (and algo ppo or grpo), or overlap=false")
         if self.algo is Algo.GRPO:
             if self.num_envs % self.group_size:
                 raise ConfigError(

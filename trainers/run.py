@@ -75,6 +75,12 @@ class Trainer:
         self.reference = copy.deepcopy(self.net).eval() if cfg.kl_coef > 0 else None
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.workers = make_workers(cfg)
+        # `overlap`: the batch being collected while the learner updates, the weights it was
+        # started with, and the workers' states from just before it started (what a checkpoint
+        # holds, so that a resumed run starts the same batch again).
+        self._in_flight = None
+        self._behaviour: dict | None = None
+        self._states_before_flight: list[bytes] | None = None
         self.iteration = 0
         self.global_step = 0
         self.elapsed = 0.0
@@ -99,7 +105,8 @@ class Trainer:
             "reference": None if self.reference is None else self.reference.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "workers": self.workers.get_states(),
+            "workers": self._states_before_flight or self.workers.get_states(),
+            "behaviour": self._behaviour,
             "history": self.history,
         }
         return checkpoint.save_iteration(self.paths.checkpoints, self.iteration, payload)
@@ -122,6 +129,7 @@ class Trainer:
         self.generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
         self.workers.set_states(payload["workers"])
+        self._behaviour = payload.get("behaviour")
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -149,7 +157,7 @@ class Trainer:
                     for group in self.optimizer.param_groups:
                         group["lr"] = cfg.lr * max(frac, 0.0)
                 weights = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-                batch = self.workers.collect(weights)
+                batch = self._collect_overlapped(weights) if cfg.overlap else self.workers.collect(weights)
                 t_collect = time.perf_counter() - t0
                 stats = update(self.net, self.optimizer, batch, cfg, self.generator, self.reference)
                 self.iteration += 1
@@ -180,6 +188,18 @@ class Trainer:
         self.save_checkpoint()
         return {"iteration": self.iteration, "global_step": self.global_step,
                 "stopped_early": self._stop_requested}
+
+    def _collect_overlapped(self, weights: dict):
+        """The batch started last iteration (with the weights from before the last update; at
+        the start, with `weights`), after starting the next one with `weights`: the workers
+        collect it while the learner updates on this one."""
+        if self._in_flight is None:
+            self._in_flight = self.workers.launch(self._behaviour or weights)
+        batch = self.workers.wait(self._in_flight)
+        self._states_before_flight = self.workers.get_states()
+        self._behaviour = weights
+        self._in_flight = self.workers.launch(weights)
+        return batch
 
     def _record(self, batch, stats, dt, t_collect) -> dict:
         eps = self.recent_episodes

@@ -5,12 +5,17 @@ starts that many Ray actors; `ray.init()` honours `RAY_ADDRESS`, so the same com
 local embedded Ray or on a cluster. An actor that dies is restarted from its last checkpointed
 state (or fresh, if it had none) and its rollout is collected again: the run goes on and the
 restart is counted in the logs.
+
+A collection is `launch(weights)` then `wait(launched)` (`collect` is both at once), so a trainer
+can start the next batch before it updates on this one (`TrainConfig.overlap`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
+from typing import Any
 
 from .config import Algo, TrainConfig
 from .rollout import Rollout, RolloutWorker
@@ -56,7 +61,15 @@ class LocalWorkers:
         self.restarts = 0
 
     def collect(self, weights) -> Rollout:
-        self.worker.set_weights(weights)
+        return self.wait(self.launch(weights))
+
+    def launch(self, weights) -> Any:
+        """In-process there is nothing to run beside the learner: the batch is collected when
+        it is waited for."""
+        return weights
+
+    def wait(self, launched) -> Rollout:
+        self.worker.set_weights(launched)
         return self.worker.collect_grpo() if self.cfg.algo is Algo.GRPO else self.worker.collect_ppo()
 
     def get_states(self) -> list[bytes]:
@@ -82,6 +95,15 @@ def init_ray(num_cpus: int | None = None):
     return ray
 
 
+@dataclass
+class Launched:
+    """Rollouts running on the actors: the weights they were started with (an object ref) and
+    each actor's pending result."""
+
+    weights: Any
+    futures: dict[int, Any]
+
+
 class RayWorkers:
     def __init__(self, cfg: TrainConfig):
         self.ray = init_ray()
@@ -103,24 +125,36 @@ class RayWorkers:
             self.ray.get(self.actors[i].set_state.remote(self.last_states[i]))
 
     def collect(self, weights) -> Rollout:
+        return self.wait(self.launch(weights))
+
+    def launch(self, weights) -> Launched:
+        """Every actor starts a rollout with `weights`; returns at once."""
+        ref = self.ray.put(weights)
+        return Launched(ref, {i: self._submit(i, ref) for i in range(len(self.actors))})
+
+    def _submit(self, i: int, weights_ref):
+        method = "collect_grpo" if self.cfg.algo is Algo.GRPO else "collect_ppo"
+        self.actors[i].set_weights.remote(weights_ref)
+        return getattr(self.actors[i], method).remote()
+
+    def wait(self, launched: Launched) -> Rollout:
+        """The merged rollouts of `launched`. An actor that died is restarted from its last
+        recorded state and its rollout run again with the same weights."""
         from ray.exceptions import RayActorError
 
-        ref = self.ray.put(weights)
-        method = "collect_grpo" if self.cfg.algo is Algo.GRPO else "collect_ppo"
         parts: list[Rollout | None] = [None] * len(self.actors)
+        futures = launched.futures
         for _attempt in range(3):
-            pending = {i for i, p in enumerate(parts) if p is None}
-            if not pending:
-                break
-            futures = {}
-            for i in pending:
-                self.actors[i].set_weights.remote(ref)
-                futures[i] = getattr(self.actors[i], method).remote()
+            retry = {}
             for i, fut in futures.items():
                 try:
                     parts[i] = self.ray.get(fut)
                 except RayActorError:
                     self._restart(i)
+                    retry[i] = self._submit(i, launched.weights)
+            if not retry:
+                break
+            futures = retry
         if any(p is None for p in parts):
             raise RuntimeError("rollout workers kept dying; see the Ray logs")
         return _merge(parts)
