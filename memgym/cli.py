@@ -125,8 +125,11 @@ def _bench_train(args) -> int:
     overrides = {"policy": args.policy} if args.policy else {}
     if args.policy:
         command += f" --policy {args.policy}"
+    if args.overlap:
+        command += " --overlap"
     try:
-        result = run_bench(args.steps, args.rounds, command=command, **overrides)
+        result = run_bench(args.steps, args.rounds, command=command, overlap=args.overlap,
+                           **overrides)
     except ConfigError as e:
         raise UsageError(f"config error: {e}") from None
     print()
@@ -333,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train: env steps timed per trainer per round")
     b.add_argument("--rounds", type=int, default=2, help="train: alternating rounds")
     b.add_argument("--policy", help="train: network of both trainers (default: the config default)")
+    b.add_argument("--overlap", action="store_true",
+                   help="train: ours collects on one Ray worker beside its update (overlap=true)")
     b.set_defaults(func=_cmd_bench)
     return p
 

@@ -116,3 +116,16 @@ def test_overlapped_resume_equals_the_uninterrupted_run(local_ray, tmp_path):
     a, b = _records(tmp_path / "a"), _records(tmp_path / "b")
     for key in ("step", "train/return", "loss/policy_loss", "loss/entropy"):
         assert a[-1][key] == b[-1][key], key
+
+
+def test_bench_train_times_the_overlapped_trainer_by_the_wall_clock_only(local_ray):
+    pytest.importorskip("sb3_contrib")
+    from memgym.benchmarks.train_speed import SIDES, run_bench, summary
+
+    result = run_bench(steps=200, rounds=1, log=lambda _: None, overlap=True,
+                       env="memgym/Conflict-Easy-v0", num_envs=4, rollout_steps=64)
+    payload = result.to_json()
+    assert payload["overlap"] is True and payload["cpu_ratio"] is None
+    assert payload["ratio"] == pytest.approx(
+        payload["steps_per_s"][SIDES[0]] / payload["steps_per_s"][SIDES[1]])
+    assert "num_workers 1, overlap" in summary(result)
