@@ -157,6 +157,17 @@ class SlotAttentionNet(nn.Module):
     def initial_state(self, n: int) -> torch.Tensor:
         return torch.zeros(n, self.hidden)
 
+    def _op_scores(self, slots: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """`op_head` of each slot's features beside the item's, `(N, K, 4)`. Its first layer is
+        applied in two parts (the slot's half of the weights per slot, the item's once per row)
+        rather than to their concatenation: the same function, without a `(N, K, 2H)` copy and
+        K times fewer multiplications for the item's half."""
+        first, rest = self.op_head[0], self.op_head[1:]
+        h = slots.shape[-1]
+        pre = nn.functional.linear(slots, first.weight[:, :h])
+        pre = pre + nn.functional.linear(item, first.weight[:, h:], first.bias).unsqueeze(1)
+        return rest(pre)
+
     def forward(self, obs: dict[str, torch.Tensor], state: torch.Tensor | None = None):
         item = self.item_net(item_input(obs, self.extras))  # (N, H)
         if self.gru is not None:
@@ -172,7 +183,7 @@ class SlotAttentionNet(nn.Module):
         else:
             ctx = self.context_net(torch.cat([item, slots.mean(1), slots.amax(1)], -1))
             slots = torch.tanh(slots + ctx.unsqueeze(1))
-        per_slot = self.op_head(torch.cat([slots, item.unsqueeze(1).expand(n, k, h)], -1))
+        per_slot = self._op_scores(slots, item)
         sim = obs["slots"][..., SIM_ITEM_FROM_END].unsqueeze(-1)  # (N, K, 1)
         if self.addressing is not None:
             per_slot = per_slot + sim * self.addressing

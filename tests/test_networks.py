@@ -79,6 +79,17 @@ def logits_with_and_without_addressing(env, obs, switch="addressing"):
     return logits
 
 
+@pytest.mark.parametrize("arch", ["slot_attention", "slot_pool", "recurrent"])
+def test_op_scores_are_the_op_head_of_each_slot_beside_the_item(arch):
+    # The first layer is applied in two halves for speed; it must stay the same function.
+    torch.manual_seed(0)
+    env, obs = _batch(8)
+    net = build_network(arch, env.observation_space)
+    slots, item = torch.randn(8, 5, net.hidden), torch.randn(8, net.hidden)
+    joined = net.op_head(torch.cat([slots, item.unsqueeze(1).expand(8, 5, net.hidden)], -1))
+    torch.testing.assert_close(net._op_scores(slots, item), joined, rtol=1e-5, atol=1e-6)
+
+
 def test_content_addressing_adds_strength_times_similarity_to_slot_op_logits():
     import gymnasium as gym
 
