@@ -23,11 +23,24 @@ from .rollout import Rollout, RolloutWorker
 log = logging.getLogger("memgym.workers")
 
 
+def _writable(rollout: Rollout) -> Rollout:
+    """`rollout` with arrays it owns: one from a Ray actor holds read-only views of the object
+    store, which torch warns about (and must not write through)."""
+    import dataclasses
+
+    import numpy as np
+
+    fix = lambda x: x if x is None or x.flags.writeable else np.array(x)  # noqa: E731
+    arrays = {f: fix(getattr(rollout, f)) for f in
+              ("actions", "logprobs", "advantages", "returns", "valid", "starts", "initial_state")}
+    return dataclasses.replace(rollout, obs={k: fix(v) for k, v in rollout.obs.items()}, **arrays)
+
+
 def _merge(parts: list[Rollout]) -> Rollout:
     import numpy as np
 
     if len(parts) == 1:
-        return parts[0]
+        return _writable(parts[0])
     T = max(p.actions.shape[0] for p in parts)
 
     def pad(x, fill=0):
