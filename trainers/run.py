@@ -157,7 +157,10 @@ class Trainer:
                     for group in self.optimizer.param_groups:
                         group["lr"] = cfg.lr * max(frac, 0.0)
                 weights = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-                batch = self._collect_overlapped(weights) if cfg.overlap else self.workers.collect(weights)
+                if cfg.overlap:
+                    batch = self._collect_overlapped(weights)
+                else:
+                    batch = self.workers.collect(weights)
                 t_collect = time.perf_counter() - t0
                 stats = update(self.net, self.optimizer, batch, cfg, self.generator, self.reference)
                 self.iteration += 1

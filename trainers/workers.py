@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .config import Algo, TrainConfig
@@ -26,14 +26,12 @@ log = logging.getLogger("memgym.workers")
 def _writable(rollout: Rollout) -> Rollout:
     """`rollout` with arrays it owns: one from a Ray actor holds read-only views of the object
     store, which torch warns about (and must not write through)."""
-    import dataclasses
-
     import numpy as np
 
     fix = lambda x: x if x is None or x.flags.writeable else np.array(x)  # noqa: E731
     arrays = {f: fix(getattr(rollout, f)) for f in
               ("actions", "logprobs", "advantages", "returns", "valid", "starts", "initial_state")}
-    return dataclasses.replace(rollout, obs={k: fix(v) for k, v in rollout.obs.items()}, **arrays)
+    return replace(rollout, obs={k: fix(v) for k, v in rollout.obs.items()}, **arrays)
 
 
 def _merge(parts: list[Rollout]) -> Rollout:
