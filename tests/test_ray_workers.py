@@ -99,8 +99,10 @@ def test_overlap_starts_with_the_synchronous_batch_then_lags_one_update(local_ra
     assert lagged[1]["step"] == 2 * 4 * 32
 
 
-def test_overlapped_resume_equals_the_uninterrupted_run(local_ray, tmp_path):
-    cfg = load_config(None, {**TINY, "num_workers": 1, "overlap": True})
+@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+def test_overlapped_resume_equals_the_uninterrupted_run(local_ray, tmp_path, algo):
+    cfg = load_config(None, {**TINY, "num_workers": 1, "overlap": True, "algo": algo,
+                             "group_size": 2})
     straight = Trainer(cfg, tmp_path / "a")
     straight.train(max_iterations=4, progress=False)
     straight.close()

@@ -46,7 +46,8 @@ def test_one_iteration_changes_every_layer(tmp_path, algo, options):
         assert unchanged == []
 
 
-@pytest.mark.parametrize("options", [{}, {"critic": "privileged", "discount_clock": "advance"}])
+@pytest.mark.parametrize("options", [{}, {"critic": "privileged", "discount_clock": "advance"},
+                                     {"algo": "grpo", "group_size": 4}])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, options):
     cfg = load_config(None, {**TINY, **options})
     straight = Trainer(cfg, tmp_path / "a")

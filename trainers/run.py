@@ -108,6 +108,9 @@ class Trainer:
             "workers": self._states_before_flight or self.workers.get_states(),
             "behaviour": self._behaviour,
             "history": self.history,
+            # The training metrics average over these: without them a resumed run logs other
+            # figures for the same iteration.
+            "recent_episodes": self.recent_episodes,
         }
         return checkpoint.save_iteration(self.paths.checkpoints, self.iteration, payload)
 
@@ -130,6 +133,7 @@ class Trainer:
         torch.set_rng_state(payload["torch_rng"])
         self.workers.set_states(payload["workers"])
         self._behaviour = payload.get("behaviour")
+        self.recent_episodes = payload.get("recent_episodes", [])
 
     # ---- the loop ------------------------------------------------------------------------------
 
