@@ -136,7 +136,9 @@ class TrainConfig:
     with a core to spare spends an iteration's time on the slower of the two instead of both.
     The next batch is collected with the weights from before the update: one update of policy
     lag, which the clipped ratio absorbs, since it is taken against the log-probabilities of the
-    policy that acted. Needs num_workers >= 1."""
+    policy that acted. Needs num_workers >= 1. On Conflict-Medium it learned as well as the
+    synchronous run in the same minutes; on ObjectRecall-Easy it took off later, in steps and in
+    minutes (BENCHMARKS.md)."""
     eval_every: int = 10
     """Iterations between held-out evaluations (logged and plotted)."""
     eval_episodes: int = 32
