@@ -6,8 +6,9 @@ local embedded Ray or on a cluster. An actor that dies is restarted from its las
 state (or fresh, if it had none) and its rollout is collected again: the run goes on and the
 restart is counted in the logs.
 
-A collection is `launch(weights)` then `wait(launched)` (`collect` is both at once), so a trainer
-can start the next batch before it updates on this one (`TrainConfig.overlap`).
+On Ray a collection is `launch(weights)` then `wait(launched)` (`collect` is both at once), so a
+trainer can start the next batch before it updates on this one (`TrainConfig.overlap`, which
+needs Ray workers: in-process there is nothing to run beside the learner).
 """
 
 from __future__ import annotations
@@ -72,15 +73,7 @@ class LocalWorkers:
         self.restarts = 0
 
     def collect(self, weights) -> Rollout:
-        return self.wait(self.launch(weights))
-
-    def launch(self, weights) -> Any:
-        """In-process there is nothing to run beside the learner: the batch is collected when
-        it is waited for."""
-        return weights
-
-    def wait(self, launched) -> Rollout:
-        self.worker.set_weights(launched)
+        self.worker.set_weights(weights)
         return self.worker.collect_grpo() if self.cfg.algo is Algo.GRPO else self.worker.collect_ppo()
 
     def get_states(self) -> list[bytes]:
