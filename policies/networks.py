@@ -61,6 +61,14 @@ QUERY_ADDRESSING_INIT = (0.0, 0.0, 0.0, 4.0)
 # write copies anyway: reads were not yet addressed, so a second object did not pay); with
 # `query_addressing` both halves of the trap are open from the first rollouts (BENCHMARKS.md).
 STORE_NOVELTY_INIT = -4.0
+# Only near-copies count as held: the penalty is the strength times `relu(sim - threshold) /
+# (1 - threshold)` of the slot most like the item. Linear in the similarity (threshold 0, as
+# before 2026-12-03) it also lowered STORE of every *other* object, which shares the objects'
+# direction (cosine up to 0.58 at ObjectRecall-Easy, 0.71 at Medium, 0.75 at Hard, against
+# >= 0.98 for a copy at Easy/Medium and >= 0.83 under Hard's noise): ~2 logits at the learned
+# strengths of the seeds that stayed on the ~0.5 plateau, whose policies never stored a second
+# object (P(STORE) < 0.001 with one held; BENCHMARKS.md).
+STORE_NOVELTY_THRESHOLD = 0.8
 SIM_ITEM_FROM_END = SLOT_FEATURES.index("sim_item") - NUM_SLOT_FEATURES
 IS_QUERY_FROM_END = ITEM_FEATURES.index("is_query") - NUM_ITEM_FEATURES
 RECALL_VALID_FROM_END = ITEM_FEATURES.index("recall_valid") - NUM_ITEM_FEATURES
@@ -124,8 +132,11 @@ class SlotAttentionNet(nn.Module):
                  heads: int = 4, recurrent: bool = False, attention: bool = True,
                  extras: tuple[list[str], int] = ([], 0), world_actions: int = 1,
                  privileged_dim: int = 0, addressing: bool = True, query_addressing: bool = False,
-                 store_novelty: bool = False):
+                 store_novelty: bool = False, novelty_threshold: float = STORE_NOVELTY_THRESHOLD):
         super().__init__()
+        if not 0.0 <= novelty_threshold < 1.0:
+            raise ValueError(f"novelty_threshold must be in [0, 1), got {novelty_threshold}")
+        self.novelty_threshold = novelty_threshold
         self.extras, extra_dim = extras
         item_dim += extra_dim
         self.hidden = hidden
@@ -193,7 +204,9 @@ class SlotAttentionNet(nn.Module):
                 per_slot = per_slot + sim * unread[:, None, None] * self.query_addressing
         if self.store_novelty is not None:
             # Empty slots have similarity 0, so an item memory does not hold yet is not penalised.
-            held = sim.amax(1)  # (N, 1)
+            # (With a free slot the most similar slot is >= 0, so threshold 0 is the linear form.)
+            tau = self.novelty_threshold
+            held = torch.relu(sim.amax(1) - tau) / (1.0 - tau)  # (N, 1)
             store = per_slot[..., 0] + self.store_novelty * held
             per_slot = torch.cat([store.unsqueeze(-1), per_slot[..., 1:]], -1)
         pooled = torch.cat([item, slots.mean(1), slots.amax(1)], -1)
@@ -232,13 +245,15 @@ class MLPNet(nn.Module):
 
 def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
                   privileged_dim: int = 0, addressing: bool = True,
-                  query_addressing: bool = False, store_novelty: bool = False) -> nn.Module:
+                  query_addressing: bool = False, store_novelty: bool = False,
+                  novelty_threshold: float = STORE_NOVELTY_THRESHOLD) -> nn.Module:
     """Build a network sized from a streaming env's observation space; `privileged_dim > 0`
     gives its value head that many hidden-state features (an asymmetric critic); `addressing`
     adds content-based addressing to the slot networks' op logits (`ADDRESSING_INIT`), and
     `query_addressing` its question-gated form where there are world actions
     (`QUERY_ADDRESSING_INIT`); `store_novelty` there penalises writing what memory already holds
-    (`STORE_NOVELTY_INIT`)."""
+    (`STORE_NOVELTY_INIT`), counting as held only what is more similar than `novelty_threshold`
+    (`STORE_NOVELTY_THRESHOLD`)."""
     arch = Architecture(arch)
     item_dim = observation_space["item"].shape[-1]
     capacity, slot_dim = observation_space["slots"].shape[-2:]
@@ -252,6 +267,6 @@ def build_network(arch: Architecture | str, observation_space, hidden: int = 64,
     return SlotAttentionNet(item_dim, slot_dim, recall_dim, hidden, extras=extras,
                             world_actions=world, privileged_dim=privileged_dim,
                             addressing=addressing, query_addressing=query_addressing,
-                            store_novelty=store_novelty,
+                            store_novelty=store_novelty, novelty_threshold=novelty_threshold,
                             recurrent=arch is Architecture.RECURRENT,
                             attention=arch is Architecture.SLOT_ATTENTION)

@@ -63,9 +63,9 @@ def test_pointer_nets_are_permutation_equivariant_over_slots(arch):
     torch.testing.assert_close(va, vb, atol=1e-5, rtol=1e-5)
 
 
-def logits_with_and_without_addressing(env, obs, switch="addressing"):
+def logits_with_and_without_addressing(env, obs, switch="addressing", **kw):
     """The same untrained slot_pool network's logits for `obs`, with the `switch` keyword of
-    `build_network` on and off."""
+    `build_network` on and off (`kw`: further keywords of `build_network`)."""
     from memgym.policies import batch_observations
     from memgym.policies.networks import build_network, obs_to_torch
 
@@ -73,7 +73,7 @@ def logits_with_and_without_addressing(env, obs, switch="addressing"):
     logits = []
     for on in (True, False):
         torch.manual_seed(0)
-        net = build_network("slot_pool", env.observation_space, **{switch: on})
+        net = build_network("slot_pool", env.observation_space, **{switch: on}, **kw)
         with torch.no_grad():
             logits.append(net(batch)[0])
     return logits
@@ -191,6 +191,48 @@ def test_store_novelty_lowers_store_by_the_similarity_of_what_memory_already_hol
     others = [c for c in range(a.shape[1]) if c not in stores]
     assert torch.equal(a[0, others], b[0, others])  # only STORE is affected
     assert STORE_NOVELTY_INIT < 0
+
+
+def test_store_novelty_spares_other_objects_below_its_threshold():
+    # Objects share a direction, so another object is ~0.4 similar to one memory holds: storing
+    # it must not be penalised (it is what the task needs), while the linear form (threshold 0,
+    # runs before the threshold existed) lowered it by the strength times that similarity.
+    import gymnasium as gym
+
+    from memgym.envs import Move, Op
+    from memgym.policies.networks import STORE_NOVELTY_INIT, STORE_NOVELTY_THRESHOLD
+
+    env = gym.make("memgym/ObjectRecall-Easy-v0")
+    u = env.unwrapped
+    D, K, N = u.config.dim, u.config.capacity, u.config.num_objects
+    stores = [u.encode(Op.STORE, k) for k in range(1, K)]  # the free slots after the first STORE
+    for seed in range(50):
+        obs, _ = env.reset(seed=seed)
+        first = u.get_state()["item_entity"]
+        if first is None or not 0 <= first < N:
+            continue
+        obs, *_ = env.step(u.encode(Op.STORE, 0))
+        rng = np.random.default_rng(seed)
+        for _ in range(u.config.explore_steps - 1):
+            state = u.get_state()
+            other = state["item_entity"]
+            if other is not None and 0 <= other < N and other != first:
+                break
+            moves = [m for m in range(1, len(Move)) if obs["action_mask"][m]]
+            obs, *_ = env.step(int(rng.choice(moves)))
+        else:
+            continue
+        sim = float(obs["slots"][0, D + 5])
+        assert 0.0 < sim < STORE_NOVELTY_THRESHOLD
+        a, b = logits_with_and_without_addressing(env, obs, switch="store_novelty")
+        assert torch.equal(a[0, stores], b[0, stores])
+        a, b = logits_with_and_without_addressing(env, obs, switch="store_novelty",
+                                                  novelty_threshold=0.0)
+        torch.testing.assert_close(a[0, stores] - b[0, stores],
+                                   torch.full((K - 1,), STORE_NOVELTY_INIT * sim))
+        return
+    pytest.fail("no episode showed a second object after the first was stored")
+
 
 
 def test_streaming_networks_have_no_question_gated_addressing():

@@ -126,6 +126,7 @@ def test_tensorboard_events_read_back(tmp_path):
         ({"grpo_credit": "togo"}, "did you mean 'to_go'"),
         ({"discount_clock": "item"}, "discount_clock"),
         ({"overlap": True}, "set num_workers >= 1"),
+        ({"novelty_threshold": 1.0}, r"novelty_threshold must be in \[0, 1\)"),
     ],
 )
 def test_config_errors_name_the_key(overrides, fragment):
@@ -205,6 +206,21 @@ def test_a_checkpoint_from_before_the_newer_options_loads_as_it_ran(tmp_path, en
     assert policy.net.addressing is None and policy.net.query_addressing is None
     assert policy.net.store_novelty is None
     assert torch.equal(_params(policy.net), _params(trainer.net))
+
+
+def test_a_checkpoint_from_before_the_novelty_threshold_keeps_its_linear_novelty(tmp_path):
+    from memgym.trainers.loading import load_policy
+
+    cfg = load_config(None, {**TINY, "env": "memgym/ObjectRecall-Easy-v0", "store_novelty": True})
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.train(max_iterations=1, progress=False)
+    trainer.close()
+    assert trainer.net.novelty_threshold == cfg.novelty_threshold > 0
+    latest = tmp_path / "run" / "checkpoints" / "latest.pt"
+    payload = torch.load(latest, weights_only=False)
+    del payload["config"]["novelty_threshold"]  # what a run before it wrote
+    torch.save(payload, latest)
+    assert load_policy(tmp_path / "run").net.novelty_threshold == 0.0
 
 
 def test_an_embodied_checkpoint_from_before_its_privileged_critic_still_evaluates(tmp_path):

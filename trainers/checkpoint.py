@@ -16,7 +16,7 @@ LATEST = "latest.pt"
 # written before them ran: such a checkpoint loads as the network it holds.
 PREDATING = {"addressing": False, "critic": "observation", "discount_clock": "step",
              "grpo_credit": "episode", "grpo_scale": True, "overlap": False,
-             "query_addressing": False, "store_novelty": False}
+             "query_addressing": False, "store_novelty": False, "novelty_threshold": 0.0}
 
 
 class CheckpointError(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from memgym.envs.config import ConfigError, nearest
-from memgym.policies.networks import Architecture, build_network
+from memgym.policies.networks import STORE_NOVELTY_THRESHOLD, Architecture, build_network
 
 
 class GrpoCredit(str, Enum):
@@ -69,6 +69,10 @@ class TrainConfig:
     the item's similarity to the slot most like it (`STORE_NOVELTY_INIT`): do not write what
     memory already holds, so that a second object finds a free slot. No effect on streaming
     tasks. Opt-in: alone it freed no stuck seed; with `query_addressing`, see there."""
+    novelty_threshold: float = STORE_NOVELTY_THRESHOLD
+    """`store_novelty`: the similarity above which an item counts as held (the penalty grows
+    from 0 there to the full strength at 1). 0 is the linear form of runs before it, which also
+    penalised storing other objects (`STORE_NOVELTY_THRESHOLD`, `policies/networks.py`)."""
     seed: int = 0
     """Seeds torch, numpy and the training envs; evaluation uses held-out seeds."""
     total_steps: int = 1_000_000
@@ -168,6 +172,8 @@ class TrainConfig:
             raise ConfigError("gamma must be in (0, 1] and gae_lambda in [0, 1]")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.novelty_threshold < 1:
+            raise ConfigError(f"novelty_threshold must be in [0, 1), got {self.novelty_threshold}")
         if self.num_workers < 0:
             raise ConfigError("num_workers must be >= 0 (0 runs rollouts in-process)")
         if self.overlap and (self.num_workers < 1 or self.algo is Algo.MASKABLE_PPO):
@@ -206,7 +212,8 @@ class TrainConfig:
     def network(self, observation_space, privileged_dim: int = 0):
         """The untrained network this config describes, for an env with `observation_space`."""
         return build_network(self.policy, observation_space, self.hidden, privileged_dim,
-                             self.addressing, self.query_addressing, self.store_novelty)
+                             self.addressing, self.query_addressing, self.store_novelty,
+                             self.novelty_threshold)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

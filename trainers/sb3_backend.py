@@ -63,13 +63,14 @@ class MemgymNetExtractor(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: gym.spaces.Dict, arch: str = "slot_attention",
                  hidden: int = 64, addressing: bool = True, query_addressing: bool = False,
-                 store_novelty: bool = False):
+                 store_novelty: bool = False, novelty_threshold: float = 0.0):
         # The options default to what models saved before them had; runs pass their config's.
         n_actions = int(observation_space["action_mask"].shape[-1])
         super().__init__(observation_space, features_dim=n_actions + 1)
         self.net = build_network(arch, observation_space, hidden, addressing=addressing,
                                  query_addressing=query_addressing,
-                                 store_novelty=store_novelty)
+                                 store_novelty=store_novelty,
+                                 novelty_threshold=novelty_threshold)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         logits, value, _ = self.net(observations)
@@ -117,7 +118,8 @@ def build_model(cfg: TrainConfig, env: DummyVecEnv) -> MaskablePPO:
                        "features_extractor_kwargs": {"arch": cfg.policy.value, "hidden": cfg.hidden,
                                                      "addressing": cfg.addressing,
                                                      "query_addressing": cfg.query_addressing,
-                                                     "store_novelty": cfg.store_novelty},
+                                                     "store_novelty": cfg.store_novelty,
+                                                     "novelty_threshold": cfg.novelty_threshold},
                        "net_arch": [], "ortho_init": False},
         seed=cfg.seed, device="cpu", verbose=0,
     )
