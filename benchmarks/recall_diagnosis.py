@@ -66,6 +66,10 @@ def diagnose(run: str, episodes: int = 100, seed: int = EVAL_SEED) -> RecallDiag
             state = env.get_state()
             batch = {k: v[None] for k, v in obs.items()}
             item = state["item_entity"]
+            # One forward pass gives both the greedy action (what `memgym eval` plays) and the
+            # probabilities; it carries a recurrent policy's state as `NeuralPolicy.act` does.
+            with torch.no_grad():
+                logits, _, policy.state = policy.net(obs_to_torch(batch), policy.state)
             if state["phase"] == RecallPhase.EXPLORE:
                 visited.add(state["pos"])
             if item is not None and 0 <= item < objects and not state["item_is_query"]:
@@ -73,10 +77,8 @@ def diagnose(run: str, episodes: int = 100, seed: int = EVAL_SEED) -> RecallDiag
                 in_memory = {int(e) for e, on in zip(state["slot_entity"], state["slot_occupied"])
                              if on and 0 <= e < objects}
                 case = "copy" if item in in_memory else "other" if in_memory else "first"
-                with torch.no_grad():
-                    logits, _, _ = policy.net(obs_to_torch(batch))
                 p_store[case].append(float(torch.softmax(logits, -1)[0, stores].sum()))
-            obs, _, terminated, truncated, info = env.step(int(policy.act(batch)[0]))
+            obs, _, terminated, truncated, info = env.step(int(logits.argmax(-1)[0]))
             done = terminated or truncated
         metrics = info["metrics"]
         attended_counts[len(attended)] += 1
