@@ -145,14 +145,7 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
     def _new_episodes(self, rows: np.ndarray, seeds=None) -> None:
         """Start a new episode in each of `rows` (a loop over these envs only), as the single
         env's `reset` does: same draws from its `np_random`, same first observation."""
-        cfg = self.config
-        for n, i in enumerate(rows.tolist()):
-            seed = None if seeds is None else seeds[n]
-            if seed is not None or self.np_randoms[i] is None:
-                self.np_randoms[i] = seeding.np_random(seed)[0]
-            rng = self.np_randoms[i]
-            self.streams[i] = stream = FactStream(cfg, rng, self.task.task_structure(rng))
-            self.blocks.fill(i, stream, 0, self.L)
+        self._start_streams(rows, seeds)
         self.emb[rows] = 0.0
         self.occupied[rows] = False
         self.written_at[rows] = 0
@@ -186,6 +179,26 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self._begin_item(rows)
         self._rebuild(rows)
         self._update_mask(rows)
+
+    # ---- the streams: episode generation ---------------------------------------------------------
+
+    def _start_streams(self, rows: np.ndarray, seeds=None) -> None:
+        """A new episode's stream in each of `rows`, drawn from the row's `np_random` as the
+        single env's `reset` draws it (`seeds[n]`, when given and not None, reseeds row
+        `rows[n]`), and its first block of items."""
+        cfg = self.config
+        for n, i in enumerate(rows.tolist()):
+            seed = None if seeds is None else seeds[n]
+            if seed is not None or self.np_randoms[i] is None:
+                self.np_randoms[i] = seeding.np_random(seed)[0]
+            rng = self.np_randoms[i]
+            self.streams[i] = stream = FactStream(cfg, rng, self.task.task_structure(rng))
+            self.blocks.fill(i, stream, 0, self.L)
+
+    def _refill(self, rows: np.ndarray) -> None:
+        """The next block of items of each of `rows`, from the row's position `t` on."""
+        for i in rows.tolist():
+            self.blocks.fill(i, self.streams[i], int(self.t[i]), self.L)
 
     # ---- step ----------------------------------------------------------------------------------
 
@@ -348,8 +361,7 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         j = self.t[rows] - blocks.start[rows]
         spent = j >= blocks.filled[rows]
         if spent.any():
-            for i in rows[spent].tolist():
-                blocks.fill(i, self.streams[i], int(self.t[i]), self.L)
+            self._refill(rows[spent])
             j = self.t[rows] - blocks.start[rows]
         kind = blocks.kind[rows, j]
         emb = blocks.emb[rows, j]
