@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .similarity import matvec
+
 # Hidden content columns: which fact (-1 for a distractor), which version, stream position.
 FACT, VERSION, POSITION = 0, 1, 2
 EMPTY_CONTENT = (-1, -1, -1)
@@ -166,9 +168,10 @@ class MemoryBank:
         self.ages(t, f[:, 1:3].T)
         f[:, 3] = count_feature(self.reads)
         f[:, 4] = count_feature(self.edits)
-        f[:, 5] = self.embedding @ item
-        f[:, 6] = self.embedding @ recall
-        f[:, 7] = self.embedding @ queries
+        # The same arithmetic as the vector env's (similarity.py), so the two agree bit for bit.
+        matvec(self.embedding, item, f[:, 5])
+        matvec(self.embedding, recall, f[:, 6])
+        matvec(self.embedding, queries, f[:, 7])
         return out
 
     def ages(self, t: int, out: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from .bank import FACT, NUM_SLOT_FEATURES, SLOT_FEATURES, VERSION, MemoryBank
 from .config import Level, StreamConfig, build_config
 from .episode_metrics import EpisodeMetrics
 from .ops import ActionCodec, MaskGather, Op
+from .similarity import dot, matvec, unit32
 from .stream import NEVER, FactStream, ItemKind, TaskStructure
 
 ITEM_FEATURES = (
@@ -52,8 +53,9 @@ _BUFFER_VIEWS = (
 
 
 def _unit32(v: np.ndarray) -> np.ndarray:
-    n = math.sqrt(v.dot(v))  # what `np.linalg.norm(v)` computes
-    return (v / n).astype(np.float32) if n > 0 else np.zeros(len(v), np.float32)
+    out = np.empty(len(v), np.float32)
+    unit32(v, out)  # as the vector env computes it (similarity.py)
+    return out
 
 
 class StreamingMemoryEnv(gym.Env):
@@ -249,7 +251,7 @@ class StreamingMemoryEnv(gym.Env):
             self._query_sum += emb
             self._num_queries_seen += 1
             self._queries = _unit32(self._query_sum)
-            np.dot(self._slot_emb, self._queries, out=self._ob_sim_queries)
+            matvec(self._slot_emb, self._queries, self._ob_sim_queries)
             item[D + _I_QUERIES_SEEN] = math.log1p(self._num_queries_seen) / 8.0
         elif kind is _FACT:
             self.metrics.on_mention(fact, version)
@@ -259,9 +261,9 @@ class StreamingMemoryEnv(gym.Env):
             self._select_mask_table()
         self._ob_item_emb[...] = emb
         item[D + _I_PROGRESS] = self.t / self._length
-        np.dot(self._slot_emb, emb, out=self._ob_sim_item)
+        matvec(self._slot_emb, emb, self._ob_sim_item)
         if self._num_queries_seen:
-            item[D + _I_SIM_QUERIES] = emb.dot(self._queries)
+            item[D + _I_SIM_QUERIES] = dot(emb, self._queries)
         self.bank.ages(self.t, self._ob_ages)
 
     def _write_slot_row(self, slot: int, edited: bool) -> None:
@@ -276,7 +278,7 @@ class StreamingMemoryEnv(gym.Env):
         else:
             slots[slot, D + _S_OCCUPIED] = 1.0
         if self._num_queries_seen:
-            slots[slot, D + _S_SIM_QUERIES] = self._item.dot(self._queries)
+            slots[slot, D + _S_SIM_QUERIES] = dot(self._item, self._queries)
 
     def _retrieve(self, slot: int) -> None:
         D, bank = self._dim, self.bank
@@ -290,8 +292,8 @@ class StreamingMemoryEnv(gym.Env):
         self._ob_recall[D] = 1.0
         item = self._ob_item
         item[D + _I_RECALL_VALID] = 1.0
-        item[D + _I_SIM_RECALL] = self._item.dot(recall)
-        np.dot(bank.embedding, recall, out=self._ob_sim_recall)
+        item[D + _I_SIM_RECALL] = dot(self._item, recall)
+        matvec(bank.embedding, recall, self._ob_sim_recall)
 
     def _set_occupied(self, slot: int, occupied: bool) -> None:
         self._occupancy = self.bank.size / self._capacity
@@ -326,8 +328,8 @@ class StreamingMemoryEnv(gym.Env):
             self._kind is ItemKind.QUERY,
             self.t / cfg.length,
             self._recall_valid,
-            float(self._item @ self._recall),
-            float(self._item @ self._queries),
+            dot(self._item, self._recall),
+            dot(self._item, self._queries),
             math.log1p(self._num_queries_seen) / 8.0,
             1.0 - self._inner_ops / cfg.max_inner_ops,
             self.bank.size / cfg.capacity,
