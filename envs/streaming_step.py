@@ -63,161 +63,146 @@ Blocks = namedtuple("Blocks", (
 
 
 @njit(cache=True, inline="always")
-def _ages(b, i) -> None:
-    """Log-scaled age and time since use of every slot of row `i` (0 for empty slots)."""
-    age_ref, ob_slots, t = b.age_ref, b.ob_slots, b.t[i]
-    D = b.emb.shape[2]
-    for k in range(age_ref.shape[1]):
+def _copy(dst, src) -> None:
+    """`dst[:] = src` as a loop: numba's slice assignment from an array guards against overlap
+    with a temporary copy, a heap allocation per call that cost more than the copy itself."""
+    for d in range(src.shape[0]):
+        dst[d] = src[d]
+
+
+@njit(cache=True, inline="always")
+def _ages(age_ref, ob_slots, t, D) -> None:
+    """Log-scaled age and time since use of every slot of one row (0 for empty slots), from the
+    row's `[K, 2]` reference times into its `[K, D + ...]` observation rows."""
+    for k in range(age_ref.shape[0]):
         for c in range(2):
-            ref = age_ref[i, k, c]
+            ref = age_ref[k, c]
             if t <= _MAX_AGE:
                 # `_LOG_AGE[_MAX_AGE - t + ref]`, an empty slot's huge reference clipped to the
                 # last entry (0), as `MemoryBank.ages` reads it.
                 j = _MAX_AGE - t + ref
                 if j > _MAX_AGE:
                     j = _MAX_AGE
-                ob_slots[i, k, D + S_AGE + c] = _LOG_AGE[j]
+                ob_slots[k, D + S_AGE + c] = _LOG_AGE[j]
             else:
                 age = t - ref if t > ref else 0
-                ob_slots[i, k, D + S_AGE + c] = np.float32(np.log1p(np.float64(age)) * _LOG_SCALE)
+                ob_slots[k, D + S_AGE + c] = np.float32(np.log1p(np.float64(age)) * _LOG_SCALE)
+
+
+# A note on the shape of the kernels below: each is a loop over rows with the per-row work
+# written out in its body, not a call per row of a helper that takes the state `b`. Handing a
+# tuple of 32 arrays to a function costs a reference-count update of every array in it, which
+# numba does not prune once the function has branches; per row that was 3-4x the work itself.
 
 
 @njit(cache=True, inline="always")
-def _drop(b, i, s, fate) -> None:
-    """Metrics of slot `s`'s content leaving the bank (EVICT or an overwriting EDIT)."""
-    f, v = b.slot_fact[i, s], b.slot_version[i, s]
-    if f >= 0 and v == b.fact_version[i, f]:
-        copies = b.copies
-        copies[i, f] -= 1
-        if copies[i, f] == 0:
-            b.fate[i, f] = fate
-
-
-@njit(cache=True, inline="always")
-def _evict(b, i, s, K) -> None:
-    D = b.emb.shape[2]
-    b.count_table[i, C_EVICTIONS] += 1
-    _drop(b, i, s, _EVICTED)
-    b.emb[i, s, :] = 0.0
-    b.occupied[i, s] = False
-    b.age_ref[i, s, 0] = _EMPTY_REF
-    b.age_ref[i, s, 1] = _EMPTY_REF
-    b.reads[i, s] = 0
-    b.edits[i, s] = 0
-    b.slot_fact[i, s] = -1
-    b.slot_version[i, s] = -1
-    b.size[i] -= 1
-    b.ob_slots[i, s, :] = 0.0
-    b.ob_item[i, D + I_OCCUPANCY] = b.size[i] / K
-
-
-@njit(cache=True, inline="always")
-def _retrieve(b, i, s) -> None:
-    D = b.emb.shape[2]
-    emb, recall = b.emb, b.recall
-    b.count_table[i, C_RETRIEVES] += 1
-    b.reads[i, s] += 1
-    b.age_ref[i, s, 1] = b.t[i]
-    recall[i, :] = emb[i, s]
-    b.recall_fact[i] = b.slot_fact[i, s]
-    b.recall_version[i] = b.slot_version[i, s]
-    b.recall_valid[i] = True
-    ob_slots, ob_item, ob_recall = b.ob_slots, b.ob_item, b.ob_recall
-    ob_slots[i, s, D + S_READS] = _LOG_COUNT[min(b.reads[i, s], COUNT_CAP)]
-    ob_slots[i, s, D + S_SINCE_USED] = 0.0
-    ob_recall[i, :D] = recall[i]
-    ob_recall[i, D] = 1.0
-    ob_item[i, D + I_RECALL_VALID] = 1.0
-    ob_item[i, D + I_SIM_RECALL] = dot32(b.item[i], recall[i])
-    matvec32(emb[i], recall[i], ob_slots[i, :, D + S_SIM_RECALL])
-
-
-@njit(cache=True, inline="always")
-def _write(b, i, s, is_edit, K) -> None:
-    D = b.emb.shape[2]
-    t = b.t[i]
-    ob_slots, ob_item = b.ob_slots, b.ob_item
-    if is_edit:
-        _drop(b, i, s, _OVERWRITTEN)
-        b.edits[i, s] += 1
-        b.count_table[i, C_EDITS] += 1
-        ob_slots[i, s, D + S_EDITS] = _LOG_COUNT[min(b.edits[i, s], COUNT_CAP)]
-    else:
-        b.occupied[i, s] = True
-        b.size[i] += 1
-        b.count_table[i, C_WRITES] += 1
-        ob_slots[i, s, D + S_OCCUPIED] = 1.0
-        ob_item[i, D + I_OCCUPANCY] = b.size[i] / K
-    item = b.item[i]
-    b.emb[i, s, :] = item
-    b.age_ref[i, s, 0] = t
-    b.age_ref[i, s, 1] = t
-    f, v = b.fact[i], b.version[i]
-    b.slot_fact[i, s] = f
-    b.slot_version[i, s] = v
-    ob_slots[i, s, :D] = item
-    if b.num_queries_seen[i] > 0:
-        ob_slots[i, s, D + S_SIM_QUERIES] = dot32(item, b.queries[i])
-    if f >= 0 and v == b.fact_version[i, f]:
-        b.copies[i, f] += 1
-        b.fate[i, f] = _STORED
-
-
-@njit(cache=True, inline="always")
-def _answer(b, i, num_queries) -> float:
-    c = b.count_table
-    valid = b.recall_valid[i]
-    right_fact = b.recall_fact[i] == b.answer[i]
-    correct = valid and right_fact and b.recall_version[i] == b.answer_version[i]
-    if not valid:
-        c[i, C_ABSTENTIONS] += 1
-    elif correct:
-        c[i, C_CORRECT] += 1
-    elif right_fact:
-        c[i, C_STALE] += 1
-    else:
-        c[i, C_WRONG] += 1
-    return 1.0 / num_queries if correct else 0.0
+def _drop(fact, version, fact_version, copies, fates, fate) -> None:
+    """Metrics of one slot's content (`fact`, `version`) leaving the bank (EVICT or an
+    overwriting EDIT), on its row's `[F]` arrays."""
+    if fact >= 0 and version == fact_version[fact]:
+        copies[fact] -= 1
+        if copies[fact] == 0:
+            fates[fact] = fate
 
 
 @njit(cache=True)
-def act_rows(b, actions, mask, op_of, slot_of, max_inner, length, write_cost, num_queries,
-             reward, advanced, absorbed) -> None:
+def act_rows(b, actions, mask, op_of, slot_of, max_inner, write_cost, num_queries,
+             op, slot, reward, advanced, absorbed) -> None:
     """Apply each env's action (as `StreamingMemoryEnv.step` up to `_begin_item`): validity
     against `mask`, the op and its metrics, the reward; an op that advances moves `t` on and
-    sets `advanced[i]` (the vector env ends episodes at `t == length` and makes the next item
-    current in the others with `begin_rows`)."""
-    N, K = b.emb.shape[0], b.emb.shape[1]
-    D = b.emb.shape[2]
+    sets `advanced[i]`; `op` and `slot` are scratch. The vector env then ends episodes at
+    `t == length` and makes the next item current in the others (`begin_rows`)."""
+    N, K, D = b.emb.shape
     num_actions = mask.shape[1]
+    counts = b.count_table
     for i in prange(N):
         a = actions[i]
         valid = 0 <= a < num_actions and mask[i, a] == 1
         absorbed[i] = False
-        op = _SKIP
-        slot = 0
-        if not valid:
-            b.count_table[i, C_INVALID] += 1
+        if valid:
+            op[i], slot[i] = op_of[a], slot_of[a]
+        else:
+            counts[i, C_INVALID] += 1
+            op[i], slot[i] = _SKIP, 0  # a spent bound falls back to SKIP: the stream moves on
             if b.inner[i] < max_inner:
                 absorbed[i] = True
-                op = ABSORBED
-        else:
-            op, slot = op_of[a], slot_of[a]
+                op[i] = ABSORBED
+        o, s = op[i], slot[i]
         r = 0.0
-        if op == _EVICT:
-            _evict(b, i, slot, K)
-        elif op == _RETRIEVE:
-            _retrieve(b, i, slot)
-        if op == ABSORBED or op == _EVICT or op == _RETRIEVE:
+        ob_item, ob_slots = b.ob_item, b.ob_slots
+        if o == _EVICT:
+            counts[i, C_EVICTIONS] += 1
+            _drop(b.slot_fact[i, s], b.slot_version[i, s], b.fact_version[i], b.copies[i],
+                  b.fate[i], _EVICTED)
+            b.emb[i, s, :] = 0.0
+            b.occupied[i, s] = False
+            b.age_ref[i, s, :] = _EMPTY_REF
+            b.reads[i, s] = 0
+            b.edits[i, s] = 0
+            b.slot_fact[i, s] = -1
+            b.slot_version[i, s] = -1
+            b.size[i] -= 1
+            ob_slots[i, s, :] = 0.0
+            ob_item[i, D + I_OCCUPANCY] = b.size[i] / K
+        elif o == _RETRIEVE:
+            counts[i, C_RETRIEVES] += 1
+            b.reads[i, s] += 1
+            b.age_ref[i, s, 1] = b.t[i]
+            recall = b.recall[i]
+            _copy(recall, b.emb[i, s])
+            b.recall_fact[i] = b.slot_fact[i, s]
+            b.recall_version[i] = b.slot_version[i, s]
+            b.recall_valid[i] = True
+            ob_slots[i, s, D + S_READS] = _LOG_COUNT[min(b.reads[i, s], COUNT_CAP)]
+            ob_slots[i, s, D + S_SINCE_USED] = 0.0
+            _copy(b.ob_recall[i, :D], recall)
+            b.ob_recall[i, D] = 1.0
+            ob_item[i, D + I_RECALL_VALID] = 1.0
+            ob_item[i, D + I_SIM_RECALL] = dot32(b.item[i], recall)
+            matvec32(b.emb[i], recall, ob_slots[i, :, D + S_SIM_RECALL])
+        elif o == _STORE or o == _EDIT:
+            if o == _EDIT:
+                _drop(b.slot_fact[i, s], b.slot_version[i, s], b.fact_version[i], b.copies[i],
+                      b.fate[i], _OVERWRITTEN)
+                b.edits[i, s] += 1
+                counts[i, C_EDITS] += 1
+                ob_slots[i, s, D + S_EDITS] = _LOG_COUNT[min(b.edits[i, s], COUNT_CAP)]
+            else:
+                b.occupied[i, s] = True
+                b.size[i] += 1
+                counts[i, C_WRITES] += 1
+                ob_slots[i, s, D + S_OCCUPIED] = 1.0
+                ob_item[i, D + I_OCCUPANCY] = b.size[i] / K
+            item, t = b.item[i], b.t[i]
+            _copy(b.emb[i, s], item)
+            b.age_ref[i, s, :] = t
+            f, v = b.fact[i], b.version[i]
+            b.slot_fact[i, s] = f
+            b.slot_version[i, s] = v
+            _copy(ob_slots[i, s, :D], item)
+            if b.num_queries_seen[i] > 0:
+                ob_slots[i, s, D + S_SIM_QUERIES] = dot32(item, b.queries[i])
+            if f >= 0 and v == b.fact_version[i, f]:
+                b.copies[i, f] += 1
+                b.fate[i, f] = _STORED
+            r -= write_cost
+        elif o == _SKIP and b.kind[i] == _QUERY:  # submit `recall` as the answer
+            recall_valid = b.recall_valid[i]
+            right_fact = b.recall_fact[i] == b.answer[i]
+            if not recall_valid:
+                counts[i, C_ABSTENTIONS] += 1
+            elif right_fact and b.recall_version[i] == b.answer_version[i]:
+                counts[i, C_CORRECT] += 1
+                r += 1.0 / num_queries
+            elif right_fact:
+                counts[i, C_STALE] += 1
+            else:
+                counts[i, C_WRONG] += 1
+        if o == ABSORBED or o == _EVICT or o == _RETRIEVE:
             b.inner[i] += 1
-            b.ob_item[i, D + I_INNER_LEFT] = 1.0 - b.inner[i] / max_inner
+            ob_item[i, D + I_INNER_LEFT] = 1.0 - b.inner[i] / max_inner
             advanced[i] = False
         else:
-            if op == _STORE or op == _EDIT:
-                _write(b, i, slot, op == _EDIT, K)
-                r -= write_cost
-            elif b.kind[i] == _QUERY:
-                r += _answer(b, i, num_queries)
             b.utilisation_sum[i] += b.size[i] / K
             b.t[i] += 1
             advanced[i] = True
@@ -225,140 +210,143 @@ def act_rows(b, actions, mask, op_of, slot_of, max_inner, length, write_cost, nu
 
 
 @njit(cache=True, inline="always")
-def _needed(b, i, f, v) -> None:
-    """Lost items: a query needs version `v` of fact `f` and no slot holds it."""
-    slot_fact, slot_version = b.slot_fact, b.slot_version
-    for k in range(slot_fact.shape[1]):
-        if slot_fact[i, k] == f and slot_version[i, k] == v:
+def _needed(slot_fact, slot_version, lost_version, fates, counts, f, v) -> None:
+    """Lost items, on one row's arrays: a query needs version `v` of fact `f` and no slot
+    holds it."""
+    for k in range(slot_fact.shape[0]):
+        if slot_fact[k] == f and slot_version[k] == v:
             return
-    lost_version = b.lost_version
-    if lost_version[i, f] != v:
-        lost_version[i, f] = v
-        fate = b.fate[i, f]
+    if lost_version[f] != v:
+        lost_version[f] = v
+        fate = fates[f]
         if fate == _SKIPPED:
-            b.count_table[i, C_LOST_SKIPPED] += 1
+            counts[C_LOST_SKIPPED] += 1
         elif fate == _EVICTED:
-            b.count_table[i, C_LOST_EVICTED] += 1
+            counts[C_LOST_EVICTED] += 1
         elif fate == _OVERWRITTEN:
-            b.count_table[i, C_LOST_OVERWRITTEN] += 1
+            counts[C_LOST_OVERWRITTEN] += 1
 
 
 @njit(cache=True, inline="always")
-def _begin_item(b, i, blocks, length, needs_bridge, log_queries) -> None:
-    """Make the item at `t` current in row `i` (as the single env's `_begin_item`)."""
+def _begin_items(b, rows, blocks, length, needs_bridge, log_queries) -> None:
+    """Make the item at `t` current in each of `rows` (as the single env's `_begin_item`)."""
     D = b.emb.shape[2]
-    j = b.t[i] - blocks.start[i]
-    kind = blocks.kind[i, j]
-    emb = blocks.emb[i, j]
-    fact = blocks.fact[i, j]
-    b.kind[i] = kind
-    item = b.item[i]
-    item[:] = emb
-    b.fact[i] = fact
-    b.version[i] = blocks.version[i, j]
     ob_item, ob_slots = b.ob_item, b.ob_slots
-    if b.recall_valid[i]:  # `recall` holds for one item only
-        b.recall[i, :] = 0.0
-        b.recall_valid[i] = False
-        b.recall_fact[i] = -1
-        b.recall_version[i] = -1
-        b.ob_recall[i, :] = 0.0
-        ob_slots[i, :, D + S_SIM_RECALL] = 0.0
-        ob_item[i, D + I_RECALL_VALID] = 0.0
-        ob_item[i, D + I_SIM_RECALL] = 0.0
-    b.inner[i] = 0
-    ob_item[i, D + I_INNER_LEFT] = 1.0
-    if kind == _QUERY:
-        b.answer[i] = blocks.answer[i, j]
-        b.answer_version[i] = blocks.answer_version[i, j]
-        if needs_bridge:
-            _needed(b, i, fact, blocks.asked_version[i, j])
-        _needed(b, i, b.answer[i], b.answer_version[i])
-        query_sum, queries = b.query_sum, b.queries
-        for d in range(D):
-            query_sum[i, d] += item[d]
-        b.num_queries_seen[i] += 1
-        unit32_of(query_sum[i], queries[i])
-        matvec32(b.emb[i], queries[i], ob_slots[i, :, D + S_SIM_QUERIES])
-        ob_item[i, D + I_QUERIES_SEEN] = log_queries[b.num_queries_seen[i]]
-    elif kind == _FACT:
-        v = b.version[i]
-        if v != b.fact_version[i, fact]:
-            b.fate[i, fact] = _SKIPPED
-            b.copies[i, fact] = 0
-            b.fact_version[i, fact] = v
-    ob_item[i, D + I_IS_QUERY] = 1.0 if kind == _QUERY else 0.0
-    ob_item[i, :D] = item
-    ob_item[i, D + I_PROGRESS] = b.t[i] / length
-    if b.num_queries_seen[i] > 0:
-        ob_item[i, D + I_SIM_QUERIES] = dot32(item, b.queries[i])
-    matvec32(b.emb[i], item, ob_slots[i, :, D + S_SIM_ITEM])
-    _ages(b, i)
+    for n in prange(rows.shape[0]):
+        i = rows[n]
+        j = b.t[i] - blocks.start[i]
+        kind = blocks.kind[i, j]
+        fact = blocks.fact[i, j]
+        item = b.item[i]
+        _copy(item, blocks.emb[i, j])
+        b.kind[i] = kind
+        b.fact[i] = fact
+        b.version[i] = blocks.version[i, j]
+        if b.recall_valid[i]:  # `recall` holds for one item only
+            b.recall[i, :] = 0.0
+            b.recall_valid[i] = False
+            b.recall_fact[i] = -1
+            b.recall_version[i] = -1
+            b.ob_recall[i, :] = 0.0
+            ob_slots[i, :, D + S_SIM_RECALL] = 0.0
+            ob_item[i, D + I_RECALL_VALID] = 0.0
+            ob_item[i, D + I_SIM_RECALL] = 0.0
+        b.inner[i] = 0
+        ob_item[i, D + I_INNER_LEFT] = 1.0
+        if kind == _QUERY:
+            b.answer[i] = blocks.answer[i, j]
+            b.answer_version[i] = blocks.answer_version[i, j]
+            if needs_bridge:
+                _needed(b.slot_fact[i], b.slot_version[i], b.lost_version[i], b.fate[i],
+                        b.count_table[i], fact, blocks.asked_version[i, j])
+            _needed(b.slot_fact[i], b.slot_version[i], b.lost_version[i], b.fate[i],
+                    b.count_table[i], b.answer[i], b.answer_version[i])
+            query_sum, queries = b.query_sum[i], b.queries[i]
+            for d in range(D):
+                query_sum[d] += item[d]
+            b.num_queries_seen[i] += 1
+            unit32_of(query_sum, queries)
+            matvec32(b.emb[i], queries, ob_slots[i, :, D + S_SIM_QUERIES])
+            ob_item[i, D + I_QUERIES_SEEN] = log_queries[b.num_queries_seen[i]]
+        elif kind == _FACT:
+            v = b.version[i]
+            if v != b.fact_version[i, fact]:
+                b.fate[i, fact] = _SKIPPED
+                b.copies[i, fact] = 0
+                b.fact_version[i, fact] = v
+        ob_item[i, D + I_IS_QUERY] = 1.0 if kind == _QUERY else 0.0
+        _copy(ob_item[i, :D], item)
+        ob_item[i, D + I_PROGRESS] = b.t[i] / length
+        if b.num_queries_seen[i] > 0:
+            ob_item[i, D + I_SIM_QUERIES] = dot32(item, b.queries[i])
+        matvec32(b.emb[i], item, ob_slots[i, :, D + S_SIM_ITEM])
+        _ages(b.age_ref[i], ob_slots[i], b.t[i], D)
 
 
 @njit(cache=True, inline="always")
-def _row_mask(b, i, mask, max_inner) -> None:
-    """Row `i`'s valid actions: SKIP always; STORE into free and EDIT of occupied slots unless
-    the item is a query; EVICT and RETRIEVE of occupied slots while inner ops are left."""
-    occupied = b.occupied
-    K = occupied.shape[1]
-    writable = b.kind[i] != _QUERY
-    inner_ok = b.inner[i] < max_inner
-    mask[i, 0] = 1
-    for k in range(K):
-        occ = occupied[i, k]
-        mask[i, 1 + k] = 1 if (writable and not occ) else 0
-        mask[i, 1 + K + k] = 1 if (writable and occ) else 0
-        m = 1 if (inner_ok and occ) else 0
-        mask[i, 1 + 2 * K + k] = m
-        mask[i, 1 + 3 * K + k] = m
+def _masks(b, rows, mask, max_inner) -> None:
+    """The valid actions of each of `rows`: SKIP always; STORE into free and EDIT of occupied
+    slots unless the item is a query; EVICT and RETRIEVE of occupied slots while inner ops are
+    left."""
+    K = b.occupied.shape[1]
+    for n in prange(rows.shape[0]):
+        i = rows[n]
+        writable = b.kind[i] != _QUERY
+        inner_ok = b.inner[i] < max_inner
+        mask[i, 0] = 1
+        for k in range(K):
+            occupied = b.occupied[i, k]
+            mask[i, 1 + k] = 1 if (writable and not occupied) else 0
+            mask[i, 1 + K + k] = 1 if (writable and occupied) else 0
+            m = 1 if (inner_ok and occupied) else 0
+            mask[i, 1 + 2 * K + k] = m
+            mask[i, 1 + 3 * K + k] = m
 
 
 @njit(cache=True)
-def begin_rows(b, blocks, advanced, mask, length, max_inner, needs_bridge, log_queries) -> None:
-    """Every row: the next item made current where `advanced` (and the episode goes on), then
-    the mask. Rows that did not advance keep their observation (their inner op updated it)."""
-    N = b.emb.shape[0]
-    for i in prange(N):
-        if advanced[i] and b.t[i] < length:
-            _begin_item(b, i, blocks, length, needs_bridge, log_queries)
-        _row_mask(b, i, mask, max_inner)
+def begin_rows(b, going, blocks, all_rows, mask, length, max_inner, needs_bridge,
+               log_queries) -> None:
+    """The next item made current in the rows `going` (they advanced and their episode goes
+    on), then the mask of every row. Rows that did not advance keep their observation (their
+    inner op updated it)."""
+    _begin_items(b, going, blocks, length, needs_bridge, log_queries)
+    _masks(b, all_rows, mask, max_inner)
 
 
 @njit(cache=True, inline="always")
-def _rebuild(b, i, length, max_inner, log_queries) -> None:
-    """Every observation feature of row `i` from scratch (the single env's
+def _rebuild(b, rows, length, max_inner, log_queries) -> None:
+    """Every observation feature of each of `rows` from scratch (the single env's
     `_rebuild_observation` and `MemoryBank.features`)."""
-    emb = b.emb
-    K, D = emb.shape[1], emb.shape[2]
-    item, recall, queries = b.item[i], b.recall[i], b.queries[i]
+    K, D = b.emb.shape[1], b.emb.shape[2]
     ob_item, ob_slots, ob_recall = b.ob_item, b.ob_slots, b.ob_recall
-    ob_item[i, :D] = item
-    ob_item[i, D + I_IS_QUERY] = 1.0 if b.kind[i] == _QUERY else 0.0
-    ob_item[i, D + I_PROGRESS] = b.t[i] / length
-    ob_item[i, D + I_RECALL_VALID] = 1.0 if b.recall_valid[i] else 0.0
-    ob_item[i, D + I_SIM_RECALL] = dot32(item, recall)
-    ob_item[i, D + I_SIM_QUERIES] = dot32(item, queries)
-    ob_item[i, D + I_QUERIES_SEEN] = log_queries[b.num_queries_seen[i]]
-    ob_item[i, D + I_INNER_LEFT] = 1.0 - b.inner[i] / max_inner
-    ob_item[i, D + I_OCCUPANCY] = b.size[i] / K
-    ob_recall[i, :D] = recall
-    ob_recall[i, D] = 1.0 if b.recall_valid[i] else 0.0
-    for k in range(K):
-        ob_slots[i, k, :D] = emb[i, k]
-        ob_slots[i, k, D + S_OCCUPIED] = 1.0 if b.occupied[i, k] else 0.0
-        ob_slots[i, k, D + S_READS] = _LOG_COUNT[min(b.reads[i, k], COUNT_CAP)]
-        ob_slots[i, k, D + S_EDITS] = _LOG_COUNT[min(b.edits[i, k], COUNT_CAP)]
-    _ages(b, i)
-    matvec32(emb[i], item, ob_slots[i, :, D + S_SIM_ITEM])
-    matvec32(emb[i], recall, ob_slots[i, :, D + S_SIM_RECALL])
-    matvec32(emb[i], queries, ob_slots[i, :, D + S_SIM_QUERIES])
+    for n in prange(rows.shape[0]):
+        i = rows[n]
+        emb, item, recall, queries = b.emb[i], b.item[i], b.recall[i], b.queries[i]
+        _copy(ob_item[i, :D], item)
+        ob_item[i, D + I_IS_QUERY] = 1.0 if b.kind[i] == _QUERY else 0.0
+        ob_item[i, D + I_PROGRESS] = b.t[i] / length
+        ob_item[i, D + I_RECALL_VALID] = 1.0 if b.recall_valid[i] else 0.0
+        ob_item[i, D + I_SIM_RECALL] = dot32(item, recall)
+        ob_item[i, D + I_SIM_QUERIES] = dot32(item, queries)
+        ob_item[i, D + I_QUERIES_SEEN] = log_queries[b.num_queries_seen[i]]
+        ob_item[i, D + I_INNER_LEFT] = 1.0 - b.inner[i] / max_inner
+        ob_item[i, D + I_OCCUPANCY] = b.size[i] / K
+        _copy(ob_recall[i, :D], recall)
+        ob_recall[i, D] = 1.0 if b.recall_valid[i] else 0.0
+        for k in range(K):
+            _copy(ob_slots[i, k, :D], emb[k])
+            ob_slots[i, k, D + S_OCCUPIED] = 1.0 if b.occupied[i, k] else 0.0
+            ob_slots[i, k, D + S_READS] = _LOG_COUNT[min(b.reads[i, k], COUNT_CAP)]
+            ob_slots[i, k, D + S_EDITS] = _LOG_COUNT[min(b.edits[i, k], COUNT_CAP)]
+        _ages(b.age_ref[i], ob_slots[i], b.t[i], D)
+        matvec32(emb, item, ob_slots[i, :, D + S_SIM_ITEM])
+        matvec32(emb, recall, ob_slots[i, :, D + S_SIM_RECALL])
+        matvec32(emb, queries, ob_slots[i, :, D + S_SIM_QUERIES])
 
 
 @njit(cache=True)
 def rebuild_rows(b, rows, length, max_inner, log_queries) -> None:
-    for n in prange(rows.shape[0]):
-        _rebuild(b, rows[n], length, max_inner, log_queries)
+    _rebuild(b, rows, length, max_inner, log_queries)
 
 
 @njit(cache=True)
@@ -394,6 +382,6 @@ def new_episode_rows(b, rows, blocks, mask, length, max_inner, needs_bridge, log
         b.ob_item[i] = 0.0
         b.ob_slots[i] = 0.0
         b.ob_recall[i] = 0.0
-        _begin_item(b, i, blocks, length, needs_bridge, log_queries)
-        _rebuild(b, i, length, max_inner, log_queries)
-        _row_mask(b, i, mask, max_inner)
+    _begin_items(b, rows, blocks, length, needs_bridge, log_queries)
+    _rebuild(b, rows, length, max_inner, log_queries)
+    _masks(b, rows, mask, max_inner)

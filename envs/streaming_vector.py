@@ -116,6 +116,8 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self.mask[:, 0] = 1
         self._prev_mask = self.mask.copy()
         # Per-step outputs of the kernels, reused.
+        self._op = np.zeros(N, np.int64)
+        self._slot = np.zeros(N, np.int64)
         self._reward = np.zeros(N, np.float64)
         self._advanced = np.zeros(N, bool)
         self._absorbed = np.zeros(N, bool)
@@ -175,17 +177,17 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         # The actions are checked against the mask they were chosen from; the new mask goes to
         # the other buffer, so an ended episode's last observation can keep the old one.
         kernel.act_rows(self._state, a, self.mask, self._op_of, self._slot_of,
-                        cfg.max_inner_ops, self.L, cfg.write_cost, cfg.num_queries,
-                        self._reward, self._advanced, self._absorbed)
+                        cfg.max_inner_ops, cfg.write_cost, cfg.num_queries,
+                        self._op, self._slot, self._reward, self._advanced, self._absorbed)
         self._prev_mask, self.mask = self.mask, self._prev_mask
         advanced = np.flatnonzero(self._advanced)
-        t = self.t[advanced]
-        going = t < self.L
+        going = self.t[advanced] < self.L
+        rows = advanced[going]
         blocks = self.blocks
-        spent = going & (t - blocks.start[advanced] >= blocks.filled[advanced])
+        spent = self.t[rows] - blocks.start[rows] >= blocks.filled[rows]
         if spent.any():
-            self._refill(advanced[spent])
-        kernel.begin_rows(self._state, self._blocks, self._advanced, self.mask, self.L,
+            self._refill(rows[spent])
+        kernel.begin_rows(self._state, rows, self._blocks, self.rows, self.mask, self.L,
                           cfg.max_inner_ops, self.needs_bridge, self._log_queries)
         done = advanced[~going]
         reward = self._reward.copy()
