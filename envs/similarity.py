@@ -7,6 +7,10 @@ computed per env and the same similarity computed in a compiled batch loop can d
 bit, and "vector env == N single envs, bit for bit" would hang on the BLAS build. Here the sums
 run in an order fixed by the code (numba keeps it: no fastmath), so the result depends only on
 the inputs, whichever env computes it.
+
+The kernels of `streaming_step.py` inline these. numba's on-disk cache is keyed on the source
+file of the function compiled, so after editing this file touch `streaming_step.py` too (or
+delete `envs/__pycache__/*.nbi`), or the kernels keep the old arithmetic.
 """
 
 from __future__ import annotations

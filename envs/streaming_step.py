@@ -1,11 +1,12 @@
 """The compiled step of the streaming family's native vector env (`streaming_vector.py`).
 
-Each function does for one env (row `i`) exactly what the single env (`streaming.py`) does, on
-the batched state arrays of `StreamingVectorEnv`; the `*_rows` kernels run it for many rows,
-split over the cores (`prange`: rows never touch each other's state). A step is two kernels with
-one Python call between them: `act_rows` applies every env's action and moves the envs that
-advance to their next position, the vector env then generates items for rows whose block of items
-is used up, and `begin_rows` makes the next item current in those rows and writes the mask.
+Each kernel does for each of the rows it is given exactly what the single env (`streaming.py`)
+does for itself, on the batched state arrays of `StreamingVectorEnv`. Kernels run without the
+GIL, so the vector env hands disjoint sets of rows to threads (rows never touch each other's
+state). A step is two kernels with one Python call between them: `act_rows` applies every env's
+action and moves the envs that advance to their next position, the vector env then generates
+items for rows whose block of items is used up, and `begin_rows` makes the next item current in
+those rows and writes the mask.
 
 Similarities come from `similarity.py` (the single env uses the same functions), transcendental
 features from tables made once in Python, so that the two agree bit for bit.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .bank import _EMPTY_REF, _LOG_AGE, _LOG_COUNT, _LOG_SCALE, _MAX_AGE, COUNT_CAP
 from .episode_metrics import Fate
@@ -105,17 +106,18 @@ def _drop(fact, version, fact_version, copies, fates, fate) -> None:
             fates[fact] = fate
 
 
-@njit(cache=True)
-def act_rows(b, actions, mask, op_of, slot_of, max_inner, write_cost, num_queries,
+@njit(cache=True, nogil=True)
+def act_rows(b, rows, actions, mask, op_of, slot_of, max_inner, write_cost, num_queries,
              op, slot, reward, advanced, absorbed) -> None:
     """Apply each env's action (as `StreamingMemoryEnv.step` up to `_begin_item`): validity
     against `mask`, the op and its metrics, the reward; an op that advances moves `t` on and
     sets `advanced[i]`; `op` and `slot` are scratch. The vector env then ends episodes at
     `t == length` and makes the next item current in the others (`begin_rows`)."""
-    N, K, D = b.emb.shape
+    K, D = b.emb.shape[1], b.emb.shape[2]
     num_actions = mask.shape[1]
     counts = b.count_table
-    for i in prange(N):
+    for n in range(rows.shape[0]):
+        i = rows[n]
         a = actions[i]
         valid = 0 <= a < num_actions and mask[i, a] == 1
         absorbed[i] = False
@@ -232,7 +234,7 @@ def _begin_items(b, rows, blocks, length, needs_bridge, log_queries) -> None:
     """Make the item at `t` current in each of `rows` (as the single env's `_begin_item`)."""
     D = b.emb.shape[2]
     ob_item, ob_slots = b.ob_item, b.ob_slots
-    for n in prange(rows.shape[0]):
+    for n in range(rows.shape[0]):
         i = rows[n]
         j = b.t[i] - blocks.start[i]
         kind = blocks.kind[i, j]
@@ -289,28 +291,30 @@ def _masks(b, rows, mask, max_inner) -> None:
     slots unless the item is a query; EVICT and RETRIEVE of occupied slots while inner ops are
     left."""
     K = b.occupied.shape[1]
-    for n in prange(rows.shape[0]):
+    for n in range(rows.shape[0]):
         i = rows[n]
-        writable = b.kind[i] != _QUERY
-        inner_ok = b.inner[i] < max_inner
-        mask[i, 0] = 1
+        writable = np.int8(b.kind[i] != _QUERY)
+        inner_ok = np.int8(b.inner[i] < max_inner)
+        occupied = b.occupied[i].view(np.int8)
+        row = mask[i]
+        row[0] = 1
+        # Branch-free, so the loop runs on the vector units (a branch per entry cost ~4x).
         for k in range(K):
-            occupied = b.occupied[i, k]
-            mask[i, 1 + k] = 1 if (writable and not occupied) else 0
-            mask[i, 1 + K + k] = 1 if (writable and occupied) else 0
-            m = 1 if (inner_ok and occupied) else 0
-            mask[i, 1 + 2 * K + k] = m
-            mask[i, 1 + 3 * K + k] = m
+            occ = occupied[k]
+            row[1 + k] = writable & (1 - occ)
+            row[1 + K + k] = writable & occ
+            row[1 + 2 * K + k] = inner_ok & occ
+            row[1 + 3 * K + k] = inner_ok & occ
 
 
-@njit(cache=True)
-def begin_rows(b, going, blocks, all_rows, mask, length, max_inner, needs_bridge,
+@njit(cache=True, nogil=True)
+def begin_rows(b, going, rows, blocks, mask, length, max_inner, needs_bridge,
                log_queries) -> None:
     """The next item made current in the rows `going` (they advanced and their episode goes
-    on), then the mask of every row. Rows that did not advance keep their observation (their
-    inner op updated it)."""
+    on), then the mask of the `rows` (`going` among them). Rows that did not advance keep
+    their observation (their inner op updated it)."""
     _begin_items(b, going, blocks, length, needs_bridge, log_queries)
-    _masks(b, all_rows, mask, max_inner)
+    _masks(b, rows, mask, max_inner)
 
 
 @njit(cache=True, inline="always")
@@ -319,7 +323,7 @@ def _rebuild(b, rows, length, max_inner, log_queries) -> None:
     `_rebuild_observation` and `MemoryBank.features`)."""
     K, D = b.emb.shape[1], b.emb.shape[2]
     ob_item, ob_slots, ob_recall = b.ob_item, b.ob_slots, b.ob_recall
-    for n in prange(rows.shape[0]):
+    for n in range(rows.shape[0]):
         i = rows[n]
         emb, item, recall, queries = b.emb[i], b.item[i], b.recall[i], b.queries[i]
         _copy(ob_item[i, :D], item)
@@ -344,16 +348,16 @@ def _rebuild(b, rows, length, max_inner, log_queries) -> None:
         matvec32(emb, queries, ob_slots[i, :, D + S_SIM_QUERIES])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rebuild_rows(b, rows, length, max_inner, log_queries) -> None:
     _rebuild(b, rows, length, max_inner, log_queries)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def new_episode_rows(b, rows, blocks, mask, length, max_inner, needs_bridge, log_queries) -> None:
     """A fresh bank and episode state in each of `rows` (their streams already started), the
     first item made current, the whole observation and the mask (as the single env's `reset`)."""
-    for n in prange(rows.shape[0]):
+    for n in range(rows.shape[0]):
         i = rows[n]
         b.emb[i] = 0.0
         b.occupied[i] = False

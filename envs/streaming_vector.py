@@ -22,6 +22,8 @@ buffer), that saves writing the whole observation (~12 MB at 4,096 envs and `dim
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -40,6 +42,8 @@ from .stream import FactStream
 from .stream_block import StreamBlocks
 from .streaming import NUM_ITEM_FEATURES, StreamingMemoryEnv
 
+_ROWS_PER_THREAD = 512
+
 
 class StreamingVectorEnv(gym.vector.VectorEnv):
     """Base class; each task's vector env names its single env in `env_class`."""
@@ -48,9 +52,17 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
     metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, num_envs: int, level: str | Level = Level.MEDIUM, block: int = 64,
-                 copy: bool = True, **kw):
+                 copy: bool = True, threads: int | None = None, **kw):
         self.num_envs = N = num_envs
         self.copy = copy
+        # Threads the step's kernels split the rows over: by default one per core, and one per
+        # 512 envs at most (below that, handing work to a thread costs more than it saves).
+        if threads is None:
+            threads = min(os.cpu_count() or 1, max(1, N // _ROWS_PER_THREAD))
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         # One single env builds every episode's task structure, from each env's own generator
         # (`np_random` of the single env it mirrors; created as `gym.Env.reset` creates it).
         self.task = g = self.env_class(level, **kw)
@@ -121,6 +133,9 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self._reward = np.zeros(N, np.float64)
         self._advanced = np.zeros(N, bool)
         self._absorbed = np.zeros(N, bool)
+        # The rows of each thread: contiguous ranges, so each touches its own part of memory.
+        self._chunks = np.array_split(self.rows, self.threads)
+        self._chunk_starts = np.array([c[0] if len(c) else N for c in self._chunks])
         self._state = kernel.Rows(*(getattr(self, name) for name in kernel.Rows._fields))
         b = self.blocks
         self._blocks = kernel.Blocks(b.kind, b.emb, b.fact, b.version, b.answer,
@@ -166,6 +181,33 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         for i in rows.tolist():
             self.blocks.fill(i, self.streams[i], int(self.t[i]), self.L)
 
+    # ---- threads -------------------------------------------------------------------------------
+
+    def _in_threads(self, kernel_fn, row_sets, *args) -> None:
+        """`kernel_fn(state, *rows, *args)` for each entry of `row_sets` (an array of rows, or a
+        tuple of arrays), the first in this thread and the others in the pool, and wait."""
+        calls = [(r if isinstance(r, tuple) else (r,)) for r in row_sets]
+        if len(calls) == 1:
+            kernel_fn(self._state, *calls[0], *args)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="memgym-step")
+        futures = [self._pool.submit(kernel_fn, self._state, *c, *args) for c in calls[1:]]
+        kernel_fn(self._state, *calls[0], *args)
+        for f in futures:
+            f.result()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_pool"] = None  # threads do not pickle; a new pool starts on first use
+        return state
+
+    def close(self, **kwargs) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        super().close(**kwargs)
+
     # ---- step ----------------------------------------------------------------------------------
 
     def step(self, actions):
@@ -176,9 +218,9 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         a = a.astype(np.int64).reshape(N)
         # The actions are checked against the mask they were chosen from; the new mask goes to
         # the other buffer, so an ended episode's last observation can keep the old one.
-        kernel.act_rows(self._state, a, self.mask, self._op_of, self._slot_of,
-                        cfg.max_inner_ops, cfg.write_cost, cfg.num_queries,
-                        self._op, self._slot, self._reward, self._advanced, self._absorbed)
+        self._in_threads(kernel.act_rows, self._chunks, a, self.mask, self._op_of,
+                         self._slot_of, cfg.max_inner_ops, cfg.write_cost, cfg.num_queries,
+                         self._op, self._slot, self._reward, self._advanced, self._absorbed)
         self._prev_mask, self.mask = self.mask, self._prev_mask
         advanced = np.flatnonzero(self._advanced)
         going = self.t[advanced] < self.L
@@ -187,8 +229,11 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         spent = self.t[rows] - blocks.start[rows] >= blocks.filled[rows]
         if spent.any():
             self._refill(rows[spent])
-        kernel.begin_rows(self._state, rows, self._blocks, self.rows, self.mask, self.L,
-                          cfg.max_inner_ops, self.needs_bridge, self._log_queries)
+        # Each thread makes the next item current and then the mask in its own rows.
+        cut = np.searchsorted(rows, self._chunk_starts[1:])
+        self._in_threads(kernel.begin_rows, list(zip(np.split(rows, cut), self._chunks)),
+                         self._blocks, self.mask, self.L, cfg.max_inner_ops, self.needs_bridge,
+                         self._log_queries)
         done = advanced[~going]
         reward = self._reward.copy()
         terminated = np.zeros(N, bool)

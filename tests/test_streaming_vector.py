@@ -50,11 +50,13 @@ def assert_obs_equal(a: dict, b: dict, where: str) -> None:
         np.testing.assert_array_equal(a[k], b[k], err_msg=f"{where} {k}")
 
 
-def run_against_singles(env_id: str, steps: int, seed: int = 0, block: int = 16, **kw):
-    """Step the vector env and a same-step-autoreset `SyncVectorEnv` of single envs with the same
-    actions; assert identical outputs. Returns the episodes that ended."""
+def run_against_singles(env_id: str, steps: int, seed: int = 0, block: int = 16,
+                        vector_kw: dict | None = None, **kw):
+    """Step the vector env (options of its own in `vector_kw`) and a same-step-autoreset
+    `SyncVectorEnv` of single envs with the same actions; assert identical outputs. Returns the
+    episodes that ended."""
     vec = gym.make_vec(env_id, num_envs=NUM_ENVS, vectorization_mode="vector_entry_point",
-                       block=block, **kw)
+                       block=block, **(vector_kw or {}), **kw)
     ref = SyncVectorEnv([lambda: gym.make(env_id, **kw) for _ in range(NUM_ENVS)],
                         autoreset_mode=AutoresetMode.SAME_STEP)
     vobs, _ = vec.reset(seed=seed)
@@ -126,6 +128,54 @@ def test_vector_env_contract():
     for k in a[0]:
         np.testing.assert_array_equal(a[0][k], b[0][k])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_rows_split_over_threads_change_nothing(threads):
+    """The step's kernels run on disjoint rows in several threads (3 threads for 4 envs: uneven
+    parts, one of a single row); the outputs stay those of the single envs."""
+    assert run_against_singles("memgym/MultiHop-Medium-v0", 400, seed=1,
+                               vector_kw={"threads": threads}, **SHORT) >= NUM_ENVS
+    vec = gym.make_vec("memgym/Conflict-Medium-v0", num_envs=NUM_ENVS,
+                       vectorization_mode="vector_entry_point", threads=threads)
+    vec.reset(seed=0)
+    vec.step(np.zeros(NUM_ENVS, np.int64))  # the thread pool is running now
+    clone = pickle.loads(pickle.dumps(vec))  # and is not part of the state
+    actions = np.ones(NUM_ENVS, np.int64)
+    a, b = vec.step(actions), clone.step(actions)
+    for k in a[0]:
+        np.testing.assert_array_equal(a[0][k], b[0][k])
+    vec.close()
+    with pytest.raises(ValueError, match="threads"):
+        gym.make_vec("memgym/Conflict-Medium-v0", num_envs=2,
+                     vectorization_mode="vector_entry_point", threads=0)
+
+
+def test_views_instead_of_copies():
+    """`copy=False` returns the env's own buffers: the values a copying env returns, overwritten
+    in place by later steps (which is the point: no copy of the whole observation per step)."""
+    kw = dict(num_envs=NUM_ENVS, vectorization_mode="vector_entry_point")
+    views = gym.make_vec("memgym/Retrieval-Medium-v0", copy=False, **kw)
+    copies = gym.make_vec("memgym/Retrieval-Medium-v0", **kw)
+    v, _ = views.reset(seed=2)
+    c, _ = copies.reset(seed=2)
+    rng = np.random.default_rng(0)
+    first_item = v["item"]
+    for step in range(50):
+        assert_obs_equal(v, c, f"step {step}")
+        actions = random_actions(c, rng)
+        v = views.step(actions)[0]
+        c = copies.step(actions)[0]
+    assert v["item"] is first_item  # the same buffer every step
+    assert v["item"] is views.unwrapped.ob_item
+
+
+def test_a_batch_of_the_wrong_size_is_refused():
+    vec = gym.make_vec("memgym/Conflict-Medium-v0", num_envs=3,
+                       vectorization_mode="vector_entry_point")
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match="expected 3 actions"):
+        vec.step(np.zeros(4, np.int64))
 
 
 def test_trainers_use_the_native_vector_env():
