@@ -50,6 +50,7 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
 
     env_class: ClassVar[type[StreamingMemoryEnv]]
     metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    can_return_views: ClassVar[bool] = True  # `copy=False` (see the module docstring)
 
     def __init__(self, num_envs: int, level: str | Level = Level.MEDIUM, block: int = 64,
                  copy: bool = True, threads: int | None = None, **kw):

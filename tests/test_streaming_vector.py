@@ -181,3 +181,4 @@ def test_a_batch_of_the_wrong_size_is_refused():
 def test_trainers_use_the_native_vector_env():
     env = make_vector_env("memgym/Conflict-Easy-v0", {}, 2)
     assert type(env).__name__ == "ConflictVectorEnv"
+    assert env.copy is False  # rollouts copy into their own storage: views save a copy a step
