@@ -55,3 +55,16 @@ def family_of(eid: str) -> str | None:
     """`memgym/CueCorridor-Hard-v0` -> `embodied`; None for an id outside memgym's families."""
     task = eid.split("/")[-1].split("-")[0]
     return next((f for f, tasks in FAMILIES.items() if task in tasks), None)
+
+
+def can_return_views(eid: str) -> bool:
+    """Whether `eid`'s native vector env can hand out its observation buffers instead of fresh
+    copies (`copy=False`): for callers that copy what they keep anyway, such as rollouts."""
+    from gymnasium.envs.registration import load_env_creator
+
+    creator = gym.spec(eid).vector_entry_point
+    if creator is None:
+        return False
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    return bool(getattr(creator, "can_return_views", False))

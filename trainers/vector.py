@@ -7,11 +7,11 @@ from __future__ import annotations
 import functools
 
 import gymnasium as gym
-from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import memgym.envs  # noqa: F401  (registers the envs)
 from memgym.envs.config import ConfigError
+from memgym.envs.registration import can_return_views
 
 from .config import Algo, Critic, TrainConfig
 
@@ -19,12 +19,9 @@ from .config import Algo, Critic, TrainConfig
 def make_vector_env(env_id: str, env_kwargs: dict, num_envs: int) -> gym.vector.VectorEnv:
     spec = gym.spec(env_id)
     if spec.vector_entry_point is not None:
-        creator = spec.vector_entry_point
-        if isinstance(creator, str):
-            creator = load_env_creator(creator)
         # Rollouts copy what they keep into their own storage, so an env that can hand out its
         # buffers instead of fresh copies (`copy=False`) saves a whole observation copy a step.
-        views = {"copy": False} if getattr(creator, "can_return_views", False) else {}
+        views = {"copy": False} if can_return_views(env_id) else {}
         env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                            **views, **env_kwargs)
         if env.metadata.get("autoreset_mode") is AutoresetMode.SAME_STEP:
