@@ -14,7 +14,7 @@ from .bank import FACT, NUM_SLOT_FEATURES, SLOT_FEATURES, VERSION, MemoryBank
 from .config import Level, StreamConfig, build_config
 from .episode_metrics import EpisodeMetrics
 from .ops import ActionCodec, MaskGather, Op
-from .stream import NEVER, FactStream, ItemKind, TaskStructure
+from .stream import NEVER, FactStream, ItemKind, TaskStructure, episode_seed
 
 ITEM_FEATURES = (
     "is_query",
@@ -143,7 +143,10 @@ class StreamingMemoryEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         cfg = self.config
-        self.stream = FactStream(cfg, self.np_random, self.task_structure(self.np_random))
+        task = self.task_structure(self.np_random)
+        if self.stream is None:
+            self.stream = FactStream(cfg)
+        self.stream.start(task, episode_seed(self.np_random))
         self.bank.clear()
         self.metrics = EpisodeMetrics(cfg.num_queries, cfg.num_facts)
         self.t = 0
