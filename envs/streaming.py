@@ -15,7 +15,7 @@ from .config import Level, StreamConfig, build_config
 from .episode_metrics import EpisodeMetrics
 from .ops import ActionCodec, MaskGather, Op
 from .similarity import dot, matvec, unit32
-from .stream import NEVER, FactStream, ItemKind, TaskStructure
+from .stream import NEVER, FactStream, ItemKind, TaskStructure, episode_seed
 
 ITEM_FEATURES = (
     "is_query",
@@ -145,7 +145,10 @@ class StreamingMemoryEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         cfg = self.config
-        self.stream = FactStream(cfg, self.np_random, self.task_structure(self.np_random))
+        task = self.task_structure(self.np_random)
+        if self.stream is None:
+            self.stream = FactStream(cfg)
+        self.stream.start(task, episode_seed(self.np_random))
         self.bank.clear()
         self.metrics = EpisodeMetrics(cfg.num_queries, cfg.num_facts)
         self.t = 0

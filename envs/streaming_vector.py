@@ -7,8 +7,9 @@ The step is compiled (`streaming_step.py`): each env's action is applied by the 
 the single env, one env per loop iteration, the envs split over the cores; no per-step
 allocation beyond the returned arrays.
 
-Items come from each env's stream, generated ahead `block` items at a time (`StreamBlocks`): the
-step calls back into generation only for rows whose block is used up, and at resets.
+Items come from one `StreamBatch` with a row per env, generated ahead `block` items at a time
+into `StreamBlocks` by compiled kernels: one call for all rows whose block is used up, one for
+all rows that start an episode; the step calls back into generation only then.
 
 Autoreset is `SAME_STEP`: when an episode ends, the step returns the first observation of the
 next episode; the last observation of the ended one is in `info["final_obs"]` and its step info
@@ -35,10 +36,10 @@ from gymnasium.vector.utils import batch_space
 from . import streaming_step as kernel
 from .bank import _EMPTY_REF, NUM_SLOT_FEATURES
 from .config import Level
-from .episode_metrics import METRIC_NAMES, Fate
+from .episode_metrics import METRIC_NAMES
 from .ops import Op
 from .privileged import privileged_size, streaming_privileged
-from .stream import FactStream
+from .stream import StreamBatch, episode_seed
 from .stream_block import StreamBlocks
 from .streaming import NUM_ITEM_FEATURES, StreamingMemoryEnv
 
@@ -77,7 +78,7 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         K, D, F, A = cfg.capacity, cfg.dim, cfg.num_facts, codec.n
         self.K, self.D, self.L, self.A = K, D, cfg.length, A
         self.rows = np.arange(N)
-        self.streams: list[FactStream | None] = [None] * N
+        self.stream_batch = StreamBatch(cfg, N)
         self.blocks = StreamBlocks(N, block, D)
         op_of = np.array([codec.decode(a)[0] for a in range(A)], np.int64)
         op_of[0] = Op.SKIP
@@ -168,19 +169,22 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         """A new episode's stream in each of `rows`, drawn from the row's `np_random` as the
         single env's `reset` draws it (`seeds[n]`, when given and not None, reseeds row
         `rows[n]`), and its first block of items."""
-        cfg = self.config
+        tasks, episode_seeds = [], np.empty(len(rows), np.int64)
         for n, i in enumerate(rows.tolist()):
             seed = None if seeds is None else seeds[n]
             if seed is not None or self.np_randoms[i] is None:
                 self.np_randoms[i] = seeding.np_random(seed)[0]
             rng = self.np_randoms[i]
-            self.streams[i] = stream = FactStream(cfg, rng, self.task.task_structure(rng))
-            self.blocks.fill(i, stream, 0, self.L)
+            tasks.append(self.task.task_structure(rng))
+            episode_seeds[n] = episode_seed(rng)
+        rows = np.asarray(rows, np.int64)
+        self.stream_batch.start(rows, episode_seeds, tasks)
+        self.stream_batch.fill(rows, np.zeros(len(rows), np.int64), self.blocks)
 
     def _refill(self, rows: np.ndarray) -> None:
         """The next block of items of each of `rows`, from the row's position `t` on."""
-        for i in rows.tolist():
-            self.blocks.fill(i, self.streams[i], int(self.t[i]), self.L)
+        rows = np.asarray(rows, np.int64)
+        self.stream_batch.fill(rows, self.t[rows], self.blocks)
 
     # ---- threads -------------------------------------------------------------------------------
 
