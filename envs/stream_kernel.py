@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from .embedding import W_FACT, W_KEY, W_QUERY, W_TOPIC, W_VALUE
-from .kernel_random import below, normals, seed_row, shuffle, uniform
+from .kernel_random import below, normal, seed_row, shuffle, uniform
 
 NEVER = np.iinfo(np.int64).max
 DISTRACTOR, FACT, QUERY = 0, 1, 2
@@ -332,8 +332,7 @@ def _fill_row(state, t, count, fact_end, noise_scale, fact_fixed, fact_base, que
         answer[j], answer_version[j], asked_version[j] = -1, -1, -1
         if p != ft:
             kind[j], fact[j], version[j], next_update[j] = DISTRACTOR, -1, -1, -1
-            _random_unit(state, x)
-            emb[j, :] = x
+            _random_unit_into(state, x, emb[j])
             continue
         f, s = _booked_at(pending, p)
         pending[f, s] = NEVER
@@ -446,16 +445,38 @@ def _normalise(x):
 
 @njit(cache=True)
 def _random_unit(state, x):
-    normals(state, x)
-    _normalise(x)
+    """`x = unit(z)`, `z` standard normal (float64)."""
+    ss = 0.0
+    for d in range(x.shape[0]):
+        z = normal(state)
+        x[d] = z
+        ss += z * z
+    inv = 1.0 / max(math.sqrt(ss), 1e-12)
+    for d in range(x.shape[0]):
+        x[d] *= inv
+
+
+@njit(cache=True)
+def _random_unit_into(state, x, out):
+    """`out = unit(z)` (float32), `z` standard normal; `x` is scratch."""
+    ss = 0.0
+    for d in range(x.shape[0]):
+        z = normal(state)
+        x[d] = z
+        ss += z * z
+    inv = 1.0 / max(math.sqrt(ss), 1e-12)
+    for d in range(x.shape[0]):
+        out[d] = x[d] * inv
 
 
 @njit(cache=True)
 def _noisy(state, base, scale, x, out):
-    """`out = unit(base + scale * noise)`, the noise standard normal."""
-    normals(state, x)
+    """`out = unit(base + scale * z)` (float32), `z` standard normal; `x` is scratch."""
+    ss = 0.0
     for d in range(x.shape[0]):
-        x[d] = base[d] + scale * x[d]
-    _normalise(x)
+        v = base[d] + scale * normal(state)
+        x[d] = v
+        ss += v * v
+    inv = 1.0 / max(math.sqrt(ss), 1e-12)
     for d in range(x.shape[0]):
-        out[d] = x[d]
+        out[d] = x[d] * inv
