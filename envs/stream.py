@@ -38,6 +38,11 @@ __all__ = ["NEVER", "ItemKind", "TaskStructure", "StreamBatch", "FactStream", "W
            "W_QUERY", "W_TOPIC", "W_VALUE"]
 
 NEVER = kernel.NEVER
+# Fills of at least this many rows are spread over threads. Fewer are not worth it when the
+# machine is shared: a parallel call waits for its slowest thread, and a thread that has to wait
+# for a busy core costs a scheduler time slice (32 rows took 7.7 ms in parallel instead of ~1 ms
+# with one core taken by another process).
+PARALLEL_ROWS = 256
 
 
 class ItemKind(IntEnum):
@@ -69,6 +74,8 @@ def episode_seed(rng: np.random.Generator) -> int:
 class StreamBatch:
     """The generator state of `num_rows` streams of one config, as `[N, ...]` arrays (see
     stream_kernel.py for what each holds)."""
+
+    parallel_rows = PARALLEL_ROWS
 
     def __init__(self, cfg: StreamConfig, num_rows: int):
         self.cfg = cfg
@@ -128,7 +135,8 @@ class StreamBatch:
     def fill(self, rows: np.ndarray, starts: np.ndarray, blocks: StreamBlocks) -> None:
         """The next items of each of `rows` (int64), from `starts[n]` (the row's next ungenerated
         item) on, into the same rows of `blocks`."""
-        kernel.fill_rows(
+        fill = kernel.fill_rows_parallel if len(rows) >= self.parallel_rows else kernel.fill_rows
+        fill(
             rows, starts, self.cfg.length, self.fact_end, self.noise_scale, self.rng,
             self.fact_fixed, self.fact_base, self.query_base, self.has_own_value,
             self.update_scale, self.restate_scale, self.pending, self.next_fact_time,

@@ -1,11 +1,12 @@
 """Numba kernels that generate streaming episodes for many rows (envs) at once.
 
-Two kernels, each one call for any number of rows (`prange` over them):
+Two kernels, each one call for any number of rows:
 
 - `start_rows`: a new episode in each given row: its random components (keys, values, topics),
   intro times, query schedule, the positions each fact's versions are needed at (`needed_*`, CSR)
   and the first mention of every fact booked.
-- `fill_rows`: the next items of each given row, in order, into `[N, B, ...]` block arrays.
+- `fill_rows`: the next items of each given row, in order, into `[N, B, ...]` block arrays
+  (`fill_rows_parallel`: the same, the rows spread over threads with `prange`).
 
 All state is batched per row (`[N, F]`, `[N, F, D]`, `[N, Q]` arrays, allocated once by
 `StreamBatch` in stream.py) and all randomness comes from the row's own generator
@@ -32,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from .embedding import W_FACT, W_KEY, W_QUERY, W_TOPIC, W_VALUE
-from .kernel_random import below, normals, seed_row, shuffle, uniform
+from .kernel_random import below, normal, seed_row, shuffle, uniform
 
 NEVER = np.iinfo(np.int64).max
 DISTRACTOR, FACT, QUERY = 0, 1, 2
@@ -48,7 +49,7 @@ OK, TOO_SHORT_FOR_QUERIES, NO_FACT_BEFORE_QUERY = 0, 1, 2
 # ---- episode set-up ----------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def start_rows(rows, seeds, queryable, answer_of, link_of, topic_of, updatable, num_topics,
                length, end_schedule, fact_end, distractor_rate, update_rate, key_similarity,
                fact_dir, query_dir,
@@ -57,7 +58,7 @@ def start_rows(rows, seeds, queryable, answer_of, link_of, topic_of, updatable, 
                query_answer, needed_ptr, needed_pos, status):
     """Start an episode in row `rows[n]` from `seeds[n]` and the task structure in row `n` of
     `queryable` ... `num_topics`. `status[n]` says whether its queries could be scheduled."""
-    for n in prange(rows.shape[0]):
+    for n in range(rows.shape[0]):
         i = rows[n]
         status[n, 0], status[n, 1] = _start_row(
             rng[i], seeds[n], queryable[n], answer_of[n], link_of[n], topic_of[n], updatable[n],
@@ -257,7 +258,7 @@ def _needed_csr(query_pos, query_fact, query_answer, needed_ptr, needed_pos):
 # ---- items -------------------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def fill_rows(rows, starts, length, fact_end, noise_scale,
               rng, fact_fixed, fact_base, query_base, has_own_value, update_scale, restate_scale,
               pending, next_fact_time, gen_version, gen_query, query_pos, query_fact,
@@ -269,20 +270,45 @@ def fill_rows(rows, starts, length, fact_end, noise_scale,
     `emb`, `fact` (-1: none), `version` (-1: none); for queries the fact whose current version
     answers it, that version and the version of the asked fact itself (multi-hop needs the bridge
     too), as of the query (-1 elsewhere); for mentions that start a version the time of the
-    fact's next update (`next_update`, NEVER if none; -1 elsewhere)."""
-    B = kind.shape[1]
+    fact's next update (`next_update`, NEVER if none; -1 elsewhere). One row after another."""
+    for n in range(rows.shape[0]):
+        _fill_one(rows[n], starts[n], length, fact_end, noise_scale, rng, fact_fixed, fact_base,
+                  query_base, has_own_value, update_scale, restate_scale, pending,
+                  next_fact_time, gen_version, gen_query, query_pos, query_fact, query_answer,
+                  kind, emb, fact, version, answer, answer_version, asked_version, next_update,
+                  block_start, block_filled)
+
+
+@njit(cache=True, parallel=True)
+def fill_rows_parallel(rows, starts, length, fact_end, noise_scale,
+                       rng, fact_fixed, fact_base, query_base, has_own_value, update_scale,
+                       restate_scale, pending, next_fact_time, gen_version, gen_query, query_pos,
+                       query_fact, query_answer,
+                       kind, emb, fact, version, answer, answer_version, asked_version,
+                       next_update, block_start, block_filled):
+    """`fill_rows` with the rows spread over threads (rows are independent: same items)."""
     for n in prange(rows.shape[0]):
-        i = rows[n]
-        t = starts[n]
-        count = min(B, length - t)
-        block_start[i] = t
-        block_filled[i] = count
-        gen_query[i], next_fact_time[i] = _fill_row(
-            rng[i], t, count, fact_end, noise_scale, fact_fixed[i], fact_base[i], query_base[i],
-            has_own_value[i], update_scale[i], restate_scale[i], pending[i], next_fact_time[i],
-            gen_version[i], gen_query[i], query_pos[i], query_fact[i], query_answer[i], kind[i],
-            emb[i], fact[i], version[i], answer[i], answer_version[i], asked_version[i],
-            next_update[i])
+        _fill_one(rows[n], starts[n], length, fact_end, noise_scale, rng, fact_fixed, fact_base,
+                  query_base, has_own_value, update_scale, restate_scale, pending,
+                  next_fact_time, gen_version, gen_query, query_pos, query_fact, query_answer,
+                  kind, emb, fact, version, answer, answer_version, asked_version, next_update,
+                  block_start, block_filled)
+
+
+@njit(cache=True)
+def _fill_one(i, t, length, fact_end, noise_scale, rng, fact_fixed, fact_base, query_base,
+              has_own_value, update_scale, restate_scale, pending, next_fact_time, gen_version,
+              gen_query, query_pos, query_fact, query_answer, kind, emb, fact, version, answer,
+              answer_version, asked_version, next_update, block_start, block_filled):
+    count = min(kind.shape[1], length - t)
+    block_start[i] = t
+    block_filled[i] = count
+    gen_query[i], next_fact_time[i] = _fill_row(
+        rng[i], t, count, fact_end, noise_scale, fact_fixed[i], fact_base[i], query_base[i],
+        has_own_value[i], update_scale[i], restate_scale[i], pending[i], next_fact_time[i],
+        gen_version[i], gen_query[i], query_pos[i], query_fact[i], query_answer[i], kind[i],
+        emb[i], fact[i], version[i], answer[i], answer_version[i], asked_version[i],
+        next_update[i])
 
 
 @njit(cache=True)
@@ -306,8 +332,7 @@ def _fill_row(state, t, count, fact_end, noise_scale, fact_fixed, fact_base, que
         answer[j], answer_version[j], asked_version[j] = -1, -1, -1
         if p != ft:
             kind[j], fact[j], version[j], next_update[j] = DISTRACTOR, -1, -1, -1
-            _random_unit(state, x)
-            emb[j, :] = x
+            _random_unit_into(state, x, emb[j])
             continue
         f, s = _booked_at(pending, p)
         pending[f, s] = NEVER
@@ -420,16 +445,38 @@ def _normalise(x):
 
 @njit(cache=True)
 def _random_unit(state, x):
-    normals(state, x)
-    _normalise(x)
+    """`x = unit(z)`, `z` standard normal (float64)."""
+    ss = 0.0
+    for d in range(x.shape[0]):
+        z = normal(state)
+        x[d] = z
+        ss += z * z
+    inv = 1.0 / max(math.sqrt(ss), 1e-12)
+    for d in range(x.shape[0]):
+        x[d] *= inv
+
+
+@njit(cache=True)
+def _random_unit_into(state, x, out):
+    """`out = unit(z)` (float32), `z` standard normal; `x` is scratch."""
+    ss = 0.0
+    for d in range(x.shape[0]):
+        z = normal(state)
+        x[d] = z
+        ss += z * z
+    inv = 1.0 / max(math.sqrt(ss), 1e-12)
+    for d in range(x.shape[0]):
+        out[d] = x[d] * inv
 
 
 @njit(cache=True)
 def _noisy(state, base, scale, x, out):
-    """`out = unit(base + scale * noise)`, the noise standard normal."""
-    normals(state, x)
+    """`out = unit(base + scale * z)` (float32), `z` standard normal; `x` is scratch."""
+    ss = 0.0
     for d in range(x.shape[0]):
-        x[d] = base[d] + scale * x[d]
-    _normalise(x)
+        v = base[d] + scale * normal(state)
+        x[d] = v
+        ss += v * v
+    inv = 1.0 / max(math.sqrt(ss), 1e-12)
     for d in range(x.shape[0]):
-        out[d] = x[d]
+        out[d] = x[d] * inv

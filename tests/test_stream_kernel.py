@@ -44,12 +44,13 @@ def test_generator_is_deterministic_per_seed_and_distinct_across_seeds():
 
 
 def test_normals_and_uniforms_are_statistically_sane():
-    z, u, _ = _draw(123, 40_000, 7)  # odd length: one number of each pair is dropped
+    z, u, _ = _draw(123, 40_000, 7)
     z = z.ravel()  # 280,000 numbers: the mean's std is 0.0019, the variance's 0.0027
     assert abs(z.mean()) < 0.01
     assert abs(z.var() - 1.0) < 0.015
     assert abs(np.mean(z**4) - 3.0) < 0.1  # Gaussian kurtosis
     assert abs(np.mean(np.abs(z) > 1.96) - 0.05) < 0.003
+    assert abs(np.mean(np.abs(z) > 3.0) - 0.0027) < 0.0005  # the ziggurat's tail and wedges
     assert u.min() >= 0.0 and u.max() < 1.0 and abs(u.mean() - 0.5) < 0.005
 
 
@@ -74,11 +75,14 @@ def _multihop_task(F: int) -> TaskStructure:
                          topic_of=np.full(F, -1), updatable=np.arange(F) >= chains)
 
 
-def generate(cfg: StreamConfig, seeds, tasks, block: int, rows_per_call=None) -> dict:
+def generate(cfg: StreamConfig, seeds, tasks, block: int, rows_per_call=None,
+             threads: bool = False) -> dict:
     """Every item of each seed's stream, `{field: [N, L, ...]}`, made `block` items at a time
-    with `rows_per_call` rows in each kernel call (default: all rows at once)."""
+    with `rows_per_call` rows in each kernel call (default: all rows at once), spread over
+    threads or not."""
     N, L = len(seeds), cfg.length
     batch, blocks = StreamBatch(cfg, N), StreamBlocks(N, block, cfg.dim)
+    batch.parallel_rows = 1 if threads else N + 1
     rows = np.arange(N)
     groups = [rows] if rows_per_call is None else np.array_split(rows, N // rows_per_call)
     for g in groups:
@@ -98,16 +102,18 @@ def generate(cfg: StreamConfig, seeds, tasks, block: int, rows_per_call=None) ->
 
 @pytest.mark.parametrize("task", ["plain", "topics", "multihop"])
 def test_batched_fills_equal_row_by_row_fills_and_any_block_size(task):
-    """One call for all rows == one call per row, and blocks of 1, 7, 64 or the whole stream make
-    the same items: a row's draws depend only on its seed and the items made before."""
+    """One call for all rows == one call per row == rows over threads, and blocks of 1, 7, 64 or
+    the whole stream make the same items: a row's draws depend only on its seed and the items
+    made before."""
     cfg = _config()
     F = cfg.num_facts
     tasks = [{"plain": _task(F), "topics": _task(F, True), "multihop": _multihop_task(F)}[task]
              for _ in range(4)]
     seeds = [3, 99, 2**62 + 5, 0]
     ref = generate(cfg, seeds, tasks, 64)
-    for block, per_call in ((64, 1), (7, None), (1, 2), (cfg.length, None)):
-        other = generate(cfg, seeds, tasks, block, per_call)
+    for block, per_call, threads in ((64, 1, False), (7, None, False), (1, 2, False),
+                                     (cfg.length, None, False), (64, None, True), (5, 2, True)):
+        other = generate(cfg, seeds, tasks, block, per_call, threads)
         for f in ref:
             np.testing.assert_array_equal(ref[f], other[f], err_msg=f"{f} block={block}")
     assert not np.array_equal(ref["emb"][0], ref["emb"][1])  # rows differ
