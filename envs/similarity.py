@@ -8,9 +8,10 @@ bit, and "vector env == N single envs, bit for bit" would hang on the BLAS build
 run in an order fixed by the code (numba keeps it: no fastmath), so the result depends only on
 the inputs, whichever env computes it.
 
-The kernels of `streaming_step.py` inline these. numba's on-disk cache is keyed on the source
-file of the function compiled, so after editing this file touch `streaming_step.py` too (or
-delete `envs/__pycache__/*.nbi`), or the kernels keep the old arithmetic.
+The kernels of `streaming_step.py` inline these. numba's on-disk cache only notices edits of a
+kernel's own file, so `streaming_step.py` records this file's hash (`SIMILARITY_SHA256`): an edit
+here must come with the new hash there, and that edit is what recompiles the kernels (a test
+checks the hash).
 """
 
 from __future__ import annotations

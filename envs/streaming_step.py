@@ -25,6 +25,11 @@ from .ops import Op
 from .similarity import dot32, matvec32, unit32_of
 from .stream import ItemKind
 
+# The hash of similarity.py these kernels were compiled against: numba's cache only notices edits
+# of this file, so an edit of similarity.py must come with its new hash here (which recompiles
+# the kernels); tests/test_similarity.py checks it.
+SIMILARITY_SHA256 = "2fef388b0ca7cc72eb1fed59f7980969536459fc0e94dba48c22f80e73457cb9"
+
 # Columns after the embedding in an item row and in a slot row (see streaming.py).
 I_IS_QUERY, I_PROGRESS, I_RECALL_VALID, I_SIM_RECALL, I_SIM_QUERIES, I_QUERIES_SEEN, \
     I_INNER_LEFT, I_OCCUPANCY = range(8)
