@@ -51,7 +51,7 @@ _R = 3.6541528853610088
 _X, _INNER, _FX = _ziggurat_tables(r=_R)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _rotl(x, k):
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
@@ -69,7 +69,7 @@ def seed_row(state, seed) -> None:
         state[w] = x ^ (x >> np.uint64(31))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def next_u64(state):
     """xoshiro256**: the next 64 random bits of this row."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
@@ -85,13 +85,13 @@ def next_u64(state):
     return result
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def uniform(state) -> float:
     """Uniform in [0, 1) with 53 random bits."""
     return float(next_u64(state) >> np.uint64(11)) * _INV_2_53
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def below(state, n) -> int:
     """Uniform integer in [0, n) (n small against 2**53, so the bias is negligible)."""
     return int(uniform(state) * n)
@@ -104,7 +104,7 @@ def normals(state, out) -> None:
         out[d] = normal(state)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def normal(state) -> float:
     """One standard normal number (the ziggurat; see the module docstring)."""
     while True:

@@ -204,7 +204,8 @@ def _query_facts(state, ready, queryable, answer_of, query_pos, query_fact, quer
         if j < 0:
             return k
         f = order[j]
-        order[j : m - 1] = order[j + 1 : m]
+        for h in range(j, m - 1):  # explicit loops: slice copies cost seconds of compile time
+            order[h] = order[h + 1]
         m -= 1
         query_fact[k] = f
         query_answer[k] = answer_of[f]
@@ -216,9 +217,9 @@ def _query_facts(state, ready, queryable, answer_of, query_pos, query_fact, quer
 @njit(cache=True)
 def _append_order(state, candidates, order, m):
     C = candidates.shape[0]
-    perm = candidates.copy()
-    shuffle(state, perm)
-    order[m : m + C] = perm
+    for c in range(C):
+        order[m + c] = candidates[c]
+    shuffle(state, order[m : m + C])
     return m + C
 
 
