@@ -103,7 +103,9 @@ class StreamBatch:
         self.needed_pos = np.zeros((N, 2 * Q), np.int64)
 
     def start(self, rows: np.ndarray, seeds: np.ndarray, tasks: list[TaskStructure]) -> None:
-        """A new episode in each of `rows` (int64), from `seeds[n]` and `tasks[n]`."""
+        """A new episode in each of `rows`, from `seeds[n]` and `tasks[n]`."""
+        # Contiguous int64 always, so the kernels keep their one compiled signature.
+        rows = np.ascontiguousarray(rows, np.int64)
         cfg, n, F = self.cfg, len(rows), self.cfg.num_facts
         queryable, updatable = np.empty((n, F), bool), np.empty((n, F), bool)
         answer_of, link_of, topic_of = (np.empty((n, F), np.int64) for _ in range(3))
@@ -117,7 +119,7 @@ class StreamBatch:
             num_topics[k] = task.num_topics
         status = np.zeros((n, 2), np.int64)
         kernel.start_rows(
-            rows, np.asarray(seeds, np.int64), queryable, answer_of, link_of, topic_of,
+            rows, np.ascontiguousarray(seeds, np.int64), queryable, answer_of, link_of, topic_of,
             updatable, num_topics, cfg.length, self.end_schedule, self.fact_end,
             cfg.distractor_rate, cfg.update_rate, cfg.key_similarity, self.fact_dir,
             self.query_dir, self.rng, self.fact_fixed, self.fact_base, self.query_base,
@@ -133,8 +135,10 @@ class StreamBatch:
             raise ConfigError(f"length {L}: no fact comes before query {query}; raise `length`")
 
     def fill(self, rows: np.ndarray, starts: np.ndarray, blocks: StreamBlocks) -> None:
-        """The next items of each of `rows` (int64), from `starts[n]` (the row's next ungenerated
-        item) on, into the same rows of `blocks`."""
+        """The next items of each of `rows`, from `starts[n]` (the row's next ungenerated item)
+        on, into the same rows of `blocks`."""
+        rows = np.ascontiguousarray(rows, np.int64)
+        starts = np.ascontiguousarray(starts, np.int64)
         fill = kernel.fill_rows_parallel if len(rows) >= self.parallel_rows else kernel.fill_rows
         fill(
             rows, starts, self.cfg.length, self.fact_end, self.noise_scale, self.rng,

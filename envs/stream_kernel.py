@@ -35,6 +35,12 @@ from numba import njit, prange
 from .embedding import W_FACT, W_KEY, W_QUERY, W_TOPIC, W_VALUE
 from .kernel_random import below, normal, seed_row, shuffle, uniform
 
+# The hash of kernel_random.py these kernels were compiled against. numba's cache only notices
+# edits of this file, so an edit of kernel_random.py must come with a new hash here (that edit of
+# this file is what recompiles the kernels); `python -c "import hashlib, memgym.envs.kernel_random
+# as m; print(hashlib.sha256(open(m.__file__, 'rb').read()).hexdigest())"`. A test checks it.
+KERNEL_RANDOM_SHA256 = "5a9b95e69ead79a0630c7149835986bc5f95fc5aad5c6acf68a7f9e991beef13"
+
 NEVER = np.iinfo(np.int64).max
 DISTRACTOR, FACT, QUERY = 0, 1, 2
 # Slots of a fact's booked mentions (`pending[i, f]`): the next mention that starts a version (its
@@ -204,7 +210,8 @@ def _query_facts(state, ready, queryable, answer_of, query_pos, query_fact, quer
         if j < 0:
             return k
         f = order[j]
-        order[j : m - 1] = order[j + 1 : m]
+        for h in range(j, m - 1):  # explicit loops: slice copies cost seconds of compile time
+            order[h] = order[h + 1]
         m -= 1
         query_fact[k] = f
         query_answer[k] = answer_of[f]
@@ -216,9 +223,9 @@ def _query_facts(state, ready, queryable, answer_of, query_pos, query_fact, quer
 @njit(cache=True)
 def _append_order(state, candidates, order, m):
     C = candidates.shape[0]
-    perm = candidates.copy()
-    shuffle(state, perm)
-    order[m : m + C] = perm
+    for c in range(C):
+        order[m + c] = candidates[c]
+    shuffle(state, order[m : m + C])
     return m + C
 
 

@@ -177,13 +177,11 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
             rng = self.np_randoms[i]
             tasks.append(self.task.task_structure(rng))
             episode_seeds[n] = episode_seed(rng)
-        rows = np.asarray(rows, np.int64)
         self.stream_batch.start(rows, episode_seeds, tasks)
         self.stream_batch.fill(rows, np.zeros(len(rows), np.int64), self.blocks)
 
     def _refill(self, rows: np.ndarray) -> None:
         """The next block of items of each of `rows`, from the row's position `t` on."""
-        rows = np.asarray(rows, np.int64)
         self.stream_batch.fill(rows, self.t[rows], self.blocks)
 
     # ---- threads -------------------------------------------------------------------------------

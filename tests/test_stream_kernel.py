@@ -3,11 +3,14 @@ oracle reads, and constant memory on long streams."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from helpers import make
 from numba import njit
 
+from memgym.envs import kernel_random, stream_kernel
 from memgym.envs.config import ConfigError, QuerySchedule, StreamConfig
 from memgym.envs.kernel_random import normals, seed_row, shuffle, uniform
 from memgym.envs.stream import NEVER, ItemKind, StreamBatch, TaskStructure
@@ -15,6 +18,15 @@ from memgym.envs.stream_block import StreamBlocks
 
 BLOCK_FIELDS = ("kind", "emb", "fact", "version", "answer", "answer_version", "asked_version",
                 "next_update")
+
+
+def test_stream_kernels_record_the_generator_they_were_compiled_against():
+    """numba's on-disk cache would keep running stream kernels compiled against an older
+    kernel_random.py: an edit there must come with its new hash in stream_kernel.py."""
+    with open(kernel_random.__file__, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert stream_kernel.KERNEL_RANDOM_SHA256 == digest, (
+        f"kernel_random.py changed: set KERNEL_RANDOM_SHA256 = {digest!r} in stream_kernel.py")
 
 
 @njit
