@@ -23,6 +23,10 @@ A row's stream, item by item (see stream.py for the task-level description):
   restatement books the next restatement, each a geometric gap later, moved on past positions
   already taken by a booked mention or a query, never at or past `fact_end`;
 - anything else is a distractor: a fresh random unit vector.
+
+Set-up and items stay in one file, though it is long: numba's on-disk cache only notices edits of
+a compiled function's own file, so helpers shared across files would need a guard like
+`KERNEL_RANDOM_SHA256` below for each.
 """
 
 from __future__ import annotations
