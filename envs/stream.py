@@ -134,12 +134,15 @@ class StreamBatch:
                 raise ConfigError(f"length {L} is too short for {Q} interleaved queries; raise it")
             raise ConfigError(f"length {L}: no fact comes before query {query}; raise `length`")
 
-    def fill(self, rows: np.ndarray, starts: np.ndarray, blocks: StreamBlocks) -> None:
+    def fill(self, rows: np.ndarray, starts: np.ndarray, blocks: StreamBlocks,
+             spread: bool = True) -> None:
         """The next items of each of `rows`, from `starts[n]` (the row's next ungenerated item)
-        on, into the same rows of `blocks`."""
+        on, into the same rows of `blocks`. `spread=False` keeps the call on this thread (for a
+        caller that runs fills of other rows on other threads itself)."""
         rows = np.ascontiguousarray(rows, np.int64)
         starts = np.ascontiguousarray(starts, np.int64)
-        fill = kernel.fill_rows_parallel if len(rows) >= self.parallel_rows else kernel.fill_rows
+        parallel = spread and len(rows) >= self.parallel_rows
+        fill = kernel.fill_rows_parallel if parallel else kernel.fill_rows
         fill(
             rows, starts, self.cfg.length, self.fact_end, self.noise_scale, self.rng,
             self.fact_fixed, self.fact_base, self.query_base, self.has_own_value,

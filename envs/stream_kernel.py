@@ -269,7 +269,7 @@ def _needed_csr(query_pos, query_fact, query_answer, needed_ptr, needed_pos):
 # ---- items -------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # without the GIL: the vector env's threads each fill their rows
 def fill_rows(rows, starts, length, fact_end, noise_scale,
               rng, fact_fixed, fact_base, query_base, has_own_value, update_scale, restate_scale,
               pending, next_fact_time, gen_version, gen_query, query_pos, query_fact,

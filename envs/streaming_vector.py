@@ -43,11 +43,11 @@ from .stream import StreamBatch, episode_seed
 from .stream_block import StreamBlocks
 from .streaming import NUM_ITEM_FEATURES, StreamingMemoryEnv
 
-# Envs per thread of the step, at least. On an idle 2-core machine (2026-12-03) two threads made
-# a 4,096-env step 1.5-1.8x faster and a 1,024-env step no faster (its state is small enough to
-# stay in cache, and handing work to a thread has a fixed cost); and a split step waits for its
-# slowest thread, so on a busy machine threads cost more than they give.
-_ROWS_PER_THREAD = 2048
+# Envs per thread of the step, at least: below that, handing work to a thread costs more than it
+# saves. On an idle 2-core machine (2026-12-03) two threads made a step 1.1x faster at 1,024 envs
+# and 1.7x at 4,096. A split step waits for its slowest thread, so on a machine whose cores are
+# busy with other work `threads=1` is faster.
+_ROWS_PER_THREAD = 512
 
 
 class StreamingVectorEnv(gym.vector.VectorEnv):
@@ -141,7 +141,6 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self._absorbed = np.zeros(N, bool)
         # The rows of each thread: contiguous ranges, so each touches its own part of memory.
         self._chunks = np.array_split(self.rows, self.threads)
-        self._chunk_starts = np.array([c[0] if len(c) else N for c in self._chunks])
         self._state = kernel.Rows(*(getattr(self, name) for name in kernel.Rows._fields))
         b = self.blocks
         self._blocks = kernel.Blocks(b.kind, b.emb, b.fact, b.version, b.answer,
@@ -184,23 +183,18 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self.stream_batch.start(rows, episode_seeds, tasks)
         self.stream_batch.fill(rows, np.zeros(len(rows), np.int64), self.blocks)
 
-    def _refill(self, rows: np.ndarray) -> None:
-        """The next block of items of each of `rows`, from the row's position `t` on."""
-        self.stream_batch.fill(rows, self.t[rows], self.blocks)
-
     # ---- threads -------------------------------------------------------------------------------
 
-    def _in_threads(self, kernel_fn, row_sets, *args) -> None:
-        """`kernel_fn(state, *rows, *args)` for each entry of `row_sets` (an array of rows, or a
-        tuple of arrays), the first in this thread and the others in the pool, and wait."""
-        calls = [(r if isinstance(r, tuple) else (r,)) for r in row_sets]
-        if len(calls) == 1:
-            kernel_fn(self._state, *calls[0], *args)
+    def _in_threads(self, fn, arg_sets) -> None:
+        """`fn(*args)` for each `args` of `arg_sets`, the first in this thread and the others in
+        the pool, and wait. `fn` runs kernels that release the GIL."""
+        if len(arg_sets) == 1:
+            fn(*arg_sets[0])
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="memgym-step")
-        futures = [self._pool.submit(kernel_fn, self._state, *c, *args) for c in calls[1:]]
-        kernel_fn(self._state, *calls[0], *args)
+        futures = [self._pool.submit(fn, *args) for args in arg_sets[1:]]
+        fn(*arg_sets[0])
         for f in futures:
             f.result()
 
@@ -217,6 +211,22 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
 
     # ---- step ----------------------------------------------------------------------------------
 
+    def _step_rows(self, rows, actions, chosen_from, new_mask) -> None:
+        """The step of `rows` (one thread's part: rows never touch each other's state): each
+        row's action, new items where a row's block is used up, the next item current in the
+        rows that advanced and go on, the mask."""
+        cfg, blocks = self.config, self.blocks
+        kernel.act_rows(self._state, rows, actions, chosen_from, self._op_of, self._slot_of,
+                        cfg.max_inner_ops, cfg.write_cost, cfg.num_queries, self._op, self._slot,
+                        self._reward, self._advanced, self._absorbed)
+        advanced = rows[self._advanced[rows]]
+        going = advanced[self.t[advanced] < self.L]
+        spent = going[self.t[going] - blocks.start[going] >= blocks.filled[going]]
+        if len(spent):
+            self.stream_batch.fill(spent, self.t[spent], blocks, spread=False)
+        kernel.begin_rows(self._state, going, rows, self._blocks, new_mask, self.L,
+                          cfg.max_inner_ops, self.needs_bridge, self._log_queries)
+
     def step(self, actions):
         N, cfg = self.num_envs, self.config
         a = np.asarray(actions)
@@ -225,22 +235,12 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         a = a.astype(np.int64).reshape(N)
         # The actions are checked against the mask they were chosen from; the new mask goes to
         # the other buffer, so an ended episode's last observation can keep the old one.
-        self._in_threads(kernel.act_rows, self._chunks, a, self.mask, self._op_of,
-                         self._slot_of, cfg.max_inner_ops, cfg.write_cost, cfg.num_queries,
-                         self._op, self._slot, self._reward, self._advanced, self._absorbed)
-        self._prev_mask, self.mask = self.mask, self._prev_mask
+        chosen_from, new_mask = self.mask, self._prev_mask
+        self._in_threads(self._step_rows, [(rows, a, chosen_from, new_mask)
+                                           for rows in self._chunks])
+        self._prev_mask, self.mask = chosen_from, new_mask
         advanced = np.flatnonzero(self._advanced)
         going = self.t[advanced] < self.L
-        rows = advanced[going]
-        blocks = self.blocks
-        spent = self.t[rows] - blocks.start[rows] >= blocks.filled[rows]
-        if spent.any():
-            self._refill(rows[spent])
-        # Each thread makes the next item current and then the mask in its own rows.
-        cut = np.searchsorted(rows, self._chunk_starts[1:])
-        self._in_threads(kernel.begin_rows, list(zip(np.split(rows, cut), self._chunks)),
-                         self._blocks, self.mask, self.L, cfg.max_inner_ops, self.needs_bridge,
-                         self._log_queries)
         done = advanced[~going]
         reward = self._reward.copy()
         terminated = np.zeros(N, bool)
