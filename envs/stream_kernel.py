@@ -457,14 +457,7 @@ def _normalise(x):
 @njit(cache=True)
 def _random_unit(state, x):
     """`x = unit(z)`, `z` standard normal (float64)."""
-    ss = 0.0
-    for d in range(x.shape[0]):
-        z = normal(state)
-        x[d] = z
-        ss += z * z
-    inv = 1.0 / max(math.sqrt(ss), 1e-12)
-    for d in range(x.shape[0]):
-        x[d] *= inv
+    _random_unit_into(state, x, x)
 
 
 @njit(cache=True)
