@@ -151,6 +151,33 @@ def test_rows_split_over_threads_change_nothing(threads):
                      vectorization_mode="vector_entry_point", threads=0)
 
 
+def test_episodes_that_end_together_in_every_thread():
+    """Only SKIP: every env ends its episode at the same step, in both threads' rows at once,
+    and the next episodes start there; threads or not, the same outputs."""
+    kw = dict(num_envs=6, vectorization_mode="vector_entry_point", length=60)
+    one = gym.make_vec("memgym/Conflict-Medium-v0", threads=1, **kw)
+    two = gym.make_vec("memgym/Conflict-Medium-v0", threads=2, **kw)
+    a, _ = one.reset(seed=4)
+    b, _ = two.reset(seed=4)
+    skip = np.zeros(6, np.int64)
+    ends = 0
+    for step in range(130):
+        a, ra, ta, _, ia = one.step(skip)
+        b, rb, tb, _, ib = two.step(skip)
+        assert_obs_equal(a, b, f"step {step}")
+        np.testing.assert_array_equal(ra, rb)
+        np.testing.assert_array_equal(ta, tb)
+        if ta.any():
+            assert ta.all()  # together
+            ends += 1
+            for i in range(6):
+                assert_obs_equal(ia["final_obs"][i], ib["final_obs"][i], f"step {step} final {i}")
+            for name, v in ia["final_info"]["metrics"].items():
+                np.testing.assert_array_equal(v, ib["final_info"]["metrics"][name])
+    assert ends == 2
+    two.close()
+
+
 def test_views_instead_of_copies():
     """`copy=False` returns the env's own buffers: the values a copying env returns, overwritten
     in place by later steps (which is the point: no copy of the whole observation per step)."""
