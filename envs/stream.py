@@ -135,16 +135,18 @@ class StreamBatch:
             raise ConfigError(f"length {L}: no fact comes before query {query}; raise `length`")
 
     def fill(self, rows: np.ndarray, starts: np.ndarray, blocks: StreamBlocks,
-             spread: bool = True) -> None:
+             spread: bool = True, limit: int | None = None) -> None:
         """The next items of each of `rows`, from `starts[n]` (the row's next ungenerated item)
-        on, into the same rows of `blocks`. `spread=False` keeps the call on this thread (for a
-        caller that runs fills of other rows on other threads itself)."""
+        on, into the same rows of `blocks`: a block's worth, or `limit` items if fewer. The items
+        are the same however a stream is cut into fills. `spread=False` keeps the call on this
+        thread (for a caller that runs fills of other rows on other threads itself)."""
         rows = np.ascontiguousarray(rows, np.int64)
         starts = np.ascontiguousarray(starts, np.int64)
         parallel = spread and len(rows) >= self.parallel_rows
         fill = kernel.fill_rows_parallel if parallel else kernel.fill_rows
         fill(
-            rows, starts, self.cfg.length, self.fact_end, self.noise_scale, self.rng,
+            rows, starts, blocks.block if limit is None else limit, self.cfg.length,
+            self.fact_end, self.noise_scale, self.rng,
             self.fact_fixed, self.fact_base, self.query_base, self.has_own_value,
             self.update_scale, self.restate_scale, self.pending, self.next_fact_time,
             self.gen_version, self.gen_query, self.query_pos, self.query_fact, self.query_answer,

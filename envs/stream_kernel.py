@@ -270,28 +270,28 @@ def _needed_csr(query_pos, query_fact, query_answer, needed_ptr, needed_pos):
 
 
 @njit(cache=True, nogil=True)  # without the GIL: the vector env's threads each fill their rows
-def fill_rows(rows, starts, length, fact_end, noise_scale,
+def fill_rows(rows, starts, limit, length, fact_end, noise_scale,
               rng, fact_fixed, fact_base, query_base, has_own_value, update_scale, restate_scale,
               pending, next_fact_time, gen_version, gen_query, query_pos, query_fact,
               query_answer,
               kind, emb, fact, version, answer, answer_version, asked_version, next_update,
               block_start, block_filled):
-    """Items `starts[n], starts[n] + 1, ...` of row `rows[n]` (as many as a block holds, never
-    past `length`; `starts[n]` is the row's next ungenerated item) into the row's block: `kind`,
-    `emb`, `fact` (-1: none), `version` (-1: none); for queries the fact whose current version
-    answers it, that version and the version of the asked fact itself (multi-hop needs the bridge
-    too), as of the query (-1 elsewhere); for mentions that start a version the time of the
-    fact's next update (`next_update`, NEVER if none; -1 elsewhere). One row after another."""
+    """Items `starts[n], starts[n] + 1, ...` of row `rows[n]` (as many as a block holds and
+    `limit` allows, never past `length`; `starts[n]` is the row's next ungenerated item) into
+    the row's block: `kind`, `emb`, `fact` (-1: none), `version` (-1: none); for queries the
+    fact whose current version answers it, that version and the version of the asked fact itself
+    (multi-hop needs the bridge too), as of the query (-1 elsewhere); for mentions that start a
+    version the time of the fact's next update (`next_update`, NEVER if none; -1 elsewhere). One row after another."""
     for n in range(rows.shape[0]):
-        _fill_one(rows[n], starts[n], length, fact_end, noise_scale, rng, fact_fixed, fact_base,
-                  query_base, has_own_value, update_scale, restate_scale, pending,
+        _fill_one(rows[n], starts[n], limit, length, fact_end, noise_scale, rng, fact_fixed,
+                  fact_base, query_base, has_own_value, update_scale, restate_scale, pending,
                   next_fact_time, gen_version, gen_query, query_pos, query_fact, query_answer,
                   kind, emb, fact, version, answer, answer_version, asked_version, next_update,
                   block_start, block_filled)
 
 
 @njit(cache=True, parallel=True)
-def fill_rows_parallel(rows, starts, length, fact_end, noise_scale,
+def fill_rows_parallel(rows, starts, limit, length, fact_end, noise_scale,
                        rng, fact_fixed, fact_base, query_base, has_own_value, update_scale,
                        restate_scale, pending, next_fact_time, gen_version, gen_query, query_pos,
                        query_fact, query_answer,
@@ -299,19 +299,19 @@ def fill_rows_parallel(rows, starts, length, fact_end, noise_scale,
                        next_update, block_start, block_filled):
     """`fill_rows` with the rows spread over threads (rows are independent: same items)."""
     for n in prange(rows.shape[0]):
-        _fill_one(rows[n], starts[n], length, fact_end, noise_scale, rng, fact_fixed, fact_base,
-                  query_base, has_own_value, update_scale, restate_scale, pending,
+        _fill_one(rows[n], starts[n], limit, length, fact_end, noise_scale, rng, fact_fixed,
+                  fact_base, query_base, has_own_value, update_scale, restate_scale, pending,
                   next_fact_time, gen_version, gen_query, query_pos, query_fact, query_answer,
                   kind, emb, fact, version, answer, answer_version, asked_version, next_update,
                   block_start, block_filled)
 
 
 @njit(cache=True)
-def _fill_one(i, t, length, fact_end, noise_scale, rng, fact_fixed, fact_base, query_base,
+def _fill_one(i, t, limit, length, fact_end, noise_scale, rng, fact_fixed, fact_base, query_base,
               has_own_value, update_scale, restate_scale, pending, next_fact_time, gen_version,
               gen_query, query_pos, query_fact, query_answer, kind, emb, fact, version, answer,
               answer_version, asked_version, next_update, block_start, block_filled):
-    count = min(kind.shape[1], length - t)
+    count = min(kind.shape[1], length - t, limit)
     block_start[i] = t
     block_filled[i] = count
     gen_query[i], next_fact_time[i] = _fill_row(

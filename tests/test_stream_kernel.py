@@ -131,6 +131,28 @@ def test_batched_fills_equal_row_by_row_fills_and_any_block_size(task):
     assert not np.array_equal(ref["emb"][0], ref["emb"][1])  # rows differ
 
 
+
+def test_fills_capped_by_limit_make_the_same_items():
+    """A fill capped at `limit` items (the vector env makes only the first item of a new episode
+    on the thread that starts it) and full blocks after it: the same stream."""
+    cfg = _config()
+    N, L, B = 3, cfg.length, 16
+    tasks, seeds = [_task(cfg.num_facts)] * N, [5, 6, 7]
+    ref = generate(cfg, seeds, tasks, B)
+    batch, blocks = StreamBatch(cfg, N), StreamBlocks(N, B, cfg.dim)
+    rows = np.arange(N)
+    batch.start(rows, np.asarray(seeds), tasks)
+    emb, t = np.zeros((N, L, cfg.dim), np.float32), 0
+    for limit in [1, 2, None] + [None] * L:
+        if t >= L:
+            break
+        batch.fill(rows, np.full(N, t, np.int64), blocks, limit=limit)
+        n = int(blocks.filled[0])
+        assert n == min(B if limit is None else limit, L - t)
+        emb[:, t : t + n] = blocks.emb[:, :n]
+        t += n
+    np.testing.assert_array_equal(emb, ref["emb"])
+
 def _scan(items: dict, r: int, F: int):
     """Brute force over one generated stream: per position, each fact's current version."""
     L = items["kind"].shape[1]
