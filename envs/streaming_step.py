@@ -28,7 +28,7 @@ from .stream import ItemKind
 # The hash of similarity.py these kernels were compiled against: numba's cache only notices edits
 # of this file, so an edit of similarity.py must come with its new hash here (which recompiles
 # the kernels); tests/test_similarity.py checks it.
-SIMILARITY_SHA256 = "2fef388b0ca7cc72eb1fed59f7980969536459fc0e94dba48c22f80e73457cb9"
+SIMILARITY_SHA256 = "8309b57724ddf3d9b0874948dfc28c3e37b9a974c752cf05e2ea16ee72897ecd"
 
 # Columns after the embedding in an item row and in a slot row (see streaming.py).
 I_IS_QUERY, I_PROGRESS, I_RECALL_VALID, I_SIM_RECALL, I_SIM_QUERIES, I_QUERIES_SEEN, \

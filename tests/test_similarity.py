@@ -19,7 +19,7 @@ def test_step_kernels_record_the_similarity_code_they_were_compiled_against():
 
 def test_dot_agrees_with_float64_and_does_not_depend_on_memory_layout():
     rng = np.random.default_rng(0)
-    for dim in (1, 7, 8, 63, 64, 384):
+    for dim in (1, 7, 8, 9, 17, 63, 64, 65, 384):
         a = rng.standard_normal((5, dim)).astype(np.float32)
         b = rng.standard_normal(dim).astype(np.float32)
         exact = a.astype(np.float64) @ b.astype(np.float64)
@@ -27,7 +27,7 @@ def test_dot_agrees_with_float64_and_does_not_depend_on_memory_layout():
         similarity.matvec(a, b, out)
         np.testing.assert_allclose(out, exact, rtol=1e-5, atol=1e-5 * np.sqrt(dim))
         # A strided copy of the same numbers (as the single env's column-major buffers are)
-        # gives the same bits.
+        # gives the same bits: it takes the scalar lanes, contiguous vectors one 8-wide register.
         strided = np.asfortranarray(a)
         column = np.empty((2, 5), np.float32)[0]
         similarity.matvec(strided, b, column)
