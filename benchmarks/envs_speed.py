@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
+from numba import njit
 
 from memgym.envs.registration import can_return_views
 
@@ -289,18 +290,30 @@ VECTOR_WARMUP = 700
 class RandomValidActions:
     """Uniformly random valid actions for a batch: the argmax of pre-drawn uniforms in (0, 1]
     times each row's action mask (i.i.d. uniforms, so the argmax is uniform over the valid
-    actions). One multiply into a buffer and one argmax a step, ~40 us at 1024 envs x 21
-    actions, where the cumulative-sum pick used before took ~85 us: a benchmark times the env,
-    and the references' uniform actions cost nothing."""
+    actions), compiled: ~40 us at 4,096 envs x 33 actions, where numpy's multiply and argmax
+    took ~220 us and the cumulative-sum pick before them more. A benchmark times the env, and
+    the references' uniform actions cost nothing."""
 
     def __init__(self, num_envs: int, num_actions: int, seed: int = 0, tables: int = 8):
         rng = np.random.default_rng(seed)
         self._tables = 1.0 - rng.random((tables, num_envs, num_actions), dtype=np.float32)
-        self._buf = np.empty((num_envs, num_actions), np.float32)
 
     def __call__(self, mask: np.ndarray, i: int) -> np.ndarray:
-        np.multiply(self._tables[i % len(self._tables)], mask, out=self._buf)
-        return self._buf.argmax(1)
+        out = np.empty(len(mask), np.int64)
+        _argmax_of_masked(self._tables[i % len(self._tables)], mask, out)
+        return out
+
+
+@njit(cache=True, nogil=True)
+def _argmax_of_masked(u, mask, out) -> None:
+    """`out[i] = argmax_a u[i, a] * mask[i, a]` (the first of equal maxima, as numpy's)."""
+    for i in range(u.shape[0]):
+        best, arg = np.float32(-1.0), 0
+        for a in range(u.shape[1]):
+            v = u[i, a] * np.float32(mask[i, a])
+            if v > best:
+                best, arg = v, a
+        out[i] = arg
 
 
 def time_vector_env(env, masked: bool, seconds: float, seed: int = 0,
