@@ -2,11 +2,13 @@
 
 Each kernel does for each of the rows it is given exactly what the single env (`streaming.py`)
 does for itself, on the batched state arrays of `StreamingVectorEnv`. Kernels run without the
-GIL, so the vector env hands disjoint sets of rows to threads (rows never touch each other's
-state). A step is two kernels with one Python call between them: `act_rows` applies every env's
-action and moves the envs that advance to their next position, the vector env then generates
-items for rows whose block of items is used up, and `begin_rows` makes the next item current in
-those rows and writes the mask.
+GIL. A step is one call, `step_rows`: the rows are cut into contiguous parts that run in
+parallel on numba's threads (rows never touch each other's state), and in each part
+`act_rows` applies every env's action and moves the envs that advance to their next position,
+`fill_rows` (stream_kernel.py) generates items for the rows whose block of items is used up, and
+`begin_rows` makes the next item current in the rows that advanced and writes the mask. (One
+compiled parallel call costs ~2 us to hand out; handing parts to Python threads cost ~70 us a
+step, a tenth of a step at 1,024 envs.)
 
 Similarities come from `similarity.py` (the single env uses the same functions), transcendental
 features from tables made once in Python, so that the two agree bit for bit.
@@ -17,18 +19,21 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .bank import _EMPTY_REF, _LOG_AGE, _LOG_COUNT, _LOG_SCALE, _MAX_AGE, COUNT_CAP
 from .episode_metrics import Fate
 from .ops import Op
 from .similarity import dot32, matvec32, unit32_of
 from .stream import ItemKind
+from .stream_kernel import fill_rows
 
-# The hash of similarity.py these kernels were compiled against: numba's cache only notices edits
-# of this file, so an edit of similarity.py must come with its new hash here (which recompiles
-# the kernels); tests/test_similarity.py checks it.
+# The hashes of similarity.py and stream_kernel.py these kernels were compiled against: numba's
+# cache only notices edits of this file, so an edit of either must come with its new hash here
+# (which recompiles the kernels); tests/test_similarity.py and tests/test_stream_kernel.py check
+# them.
 SIMILARITY_SHA256 = "8309b57724ddf3d9b0874948dfc28c3e37b9a974c752cf05e2ea16ee72897ecd"
+STREAM_KERNEL_SHA256 = "3327d1aa246fd8d9a17a019787d3e5d30e039bf06f00854a1f7432449d0073c8"
 
 # Columns after the embedding in an item row and in a slot row (see streaming.py).
 I_IS_QUERY, I_PROGRESS, I_RECALL_VALID, I_SIM_RECALL, I_SIM_QUERIES, I_QUERIES_SEEN, \
@@ -62,10 +67,16 @@ Rows = namedtuple("Rows", (
     # the observation buffers
     "ob_item", "ob_slots", "ob_recall",
 ))
-# The items generated ahead (`StreamBlocks`): `[N, B]` arrays, `[N, B, D]` embeddings, and the
-# stream position of each row's first item.
+# The items generated ahead (`StreamBlocks`): `[N, B]` arrays, `[N, B, D]` embeddings, the
+# stream position of each row's first item and the number of items in each row.
 Blocks = namedtuple("Blocks", (
-    "kind", "emb", "fact", "version", "answer", "answer_version", "asked_version", "start"))
+    "kind", "emb", "fact", "version", "answer", "answer_version", "asked_version", "next_update",
+    "start", "filled"))
+# The generator state of the streams (`StreamBatch`, stream.py): the arrays `fill_rows` takes.
+Streams = namedtuple("Streams", (
+    "rng", "fact_fixed", "fact_base", "query_base", "has_own_value", "update_scale",
+    "restate_scale", "pending", "next_fact_time", "gen_version", "gen_query", "query_pos",
+    "query_fact", "query_answer"))
 
 
 @njit(cache=True, inline="always")
@@ -394,3 +405,63 @@ def new_episode_rows(b, rows, blocks, mask, length, max_inner, needs_bridge, log
     _begin_items(b, rows, blocks, length, needs_bridge, log_queries)
     _rebuild(b, rows, length, max_inner, log_queries)
     _masks(b, rows, mask, max_inner)
+
+
+@njit(cache=True, inline="always")
+def _step_part(b, blocks, streams, lo, hi, actions, mask, new_mask, op_of, slot_of, max_inner,
+               write_cost, num_queries, length, fact_end, noise_scale, needs_bridge, log_queries,
+               op, slot, reward, advanced, absorbed, going, spent, spent_at) -> None:
+    """The step of rows `lo` to `hi` (see `step_rows`)."""
+    rows = np.arange(lo, hi)
+    act_rows(b, rows, actions, mask, op_of, slot_of, max_inner, write_cost, num_queries, op,
+             slot, reward, advanced, absorbed)
+    n_going = n_spent = 0
+    for i in range(lo, hi):
+        if advanced[i] and b.t[i] < length:
+            going[lo + n_going] = i
+            n_going += 1
+            if b.t[i] - blocks.start[i] >= blocks.filled[i]:
+                spent[lo + n_spent] = i
+                spent_at[lo + n_spent] = b.t[i]
+                n_spent += 1
+    if n_spent > 0:
+        g = streams
+        fill_rows(spent[lo : lo + n_spent], spent_at[lo : lo + n_spent], blocks.kind.shape[1],
+                  length, fact_end, noise_scale, g.rng, g.fact_fixed, g.fact_base, g.query_base,
+                  g.has_own_value, g.update_scale, g.restate_scale, g.pending, g.next_fact_time,
+                  g.gen_version, g.gen_query, g.query_pos, g.query_fact, g.query_answer,
+                  blocks.kind, blocks.emb, blocks.fact, blocks.version, blocks.answer,
+                  blocks.answer_version, blocks.asked_version, blocks.next_update, blocks.start,
+                  blocks.filled)
+    begin_rows(b, going[lo : lo + n_going], rows, blocks, new_mask, length, max_inner,
+               needs_bridge, log_queries)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def step_rows(b, blocks, streams, bounds, actions, mask, new_mask, op_of, slot_of, max_inner,
+              write_cost, num_queries, length, fact_end, noise_scale, needs_bridge, log_queries,
+              op, slot, reward, advanced, absorbed, going, spent, spent_at) -> None:
+    """One step of every row: rows `bounds[c]` to `bounds[c + 1]` are part `c`, the parts run in
+    parallel. In each part: `act_rows` (actions checked against `mask`), items generated for the
+    rows that advance, go on (`t < length`) and have used up their block, and `begin_rows` (the
+    mask into `new_mask`). `going`, `spent`, `spent_at` are `[N]` scratch; the vector env ends
+    the episodes at `t == length` afterwards."""
+    for c in prange(bounds.shape[0] - 1):
+        _step_part(b, blocks, streams, bounds[c], bounds[c + 1], actions, mask, new_mask, op_of,
+                   slot_of, max_inner, write_cost, num_queries, length, fact_end, noise_scale,
+                   needs_bridge, log_queries, op, slot, reward, advanced, absorbed, going, spent,
+                   spent_at)
+
+
+@njit(cache=True, nogil=True)
+def step_rows_serial(b, blocks, streams, bounds, actions, mask, new_mask, op_of, slot_of,
+                     max_inner, write_cost, num_queries, length, fact_end, noise_scale,
+                     needs_bridge, log_queries, op, slot, reward, advanced, absorbed, going, spent,
+                     spent_at) -> None:
+    """`step_rows` on the calling thread alone: with one part there is nothing to run in
+    parallel, and numba's parallel threads would wake (and spin a while after) for nothing, on
+    the core a caller's policy may be using."""
+    _step_part(b, blocks, streams, bounds[0], bounds[bounds.shape[0] - 1], actions, mask,
+               new_mask, op_of, slot_of, max_inner, write_cost, num_queries, length, fact_end,
+               noise_scale, needs_bridge, log_queries, op, slot, reward, advanced, absorbed,
+               going, spent, spent_at)

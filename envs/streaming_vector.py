@@ -4,8 +4,8 @@ to `N` single envs (`gym.make(id)`) with the same seeds.
 State is batched over envs: the bank is `[N, K, ...]` arrays, the observation three preallocated
 `[N, ...]` buffers updated in place by the events of a step (as the single env updates its own).
 The step is compiled (`streaming_step.py`): each env's action is applied by the same rules as in
-the single env, one env per loop iteration, the envs split over the cores; no per-step
-allocation beyond the returned arrays.
+the single env, one env per loop iteration, the envs split over the cores in one parallel call;
+no per-step allocation beyond the returned arrays.
 
 Items come from one `StreamBatch` with a row per env, generated ahead `block` items at a time
 into `StreamBlocks` by compiled kernels: one call for all rows whose block is used up, one for
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -43,10 +42,9 @@ from .stream import StreamBatch, episode_seed
 from .stream_block import StreamBlocks
 from .streaming import NUM_ITEM_FEATURES, StreamingMemoryEnv
 
-# Envs per thread of the step, at least: below that, handing work to a thread costs more than it
-# saves. On an idle 2-core machine (2026-12-03) two threads made a step 1.1x faster at 1,024 envs
-# and 1.7x at 4,096. A split step waits for its slowest thread, so on a machine whose cores are
-# busy with other work `threads=1` is faster.
+# Envs per part of the step, at least: below that, a second thread costs more than it saves. A
+# split step waits for its slowest part, so on a machine whose cores are busy with other work
+# `threads=1` is faster.
 _ROWS_PER_THREAD = 512
 
 
@@ -61,14 +59,13 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
                  copy: bool = True, threads: int | None = None, **kw):
         self.num_envs = N = num_envs
         self.copy = copy
-        # Threads the step's kernels split the rows over: by default one per core, and one per
-        # `_ROWS_PER_THREAD` envs at most.
+        # Parts the step splits the rows into, run in parallel on numba's threads: by default one
+        # per core, and one per `_ROWS_PER_THREAD` envs at most.
         if threads is None:
             threads = min(os.cpu_count() or 1, max(1, N // _ROWS_PER_THREAD))
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = threads
-        self._pool: ThreadPoolExecutor | None = None
         # One single env builds every episode's task structure, from each env's own generator
         # (`np_random` of the single env it mirrors; created as `gym.Env.reset` creates it).
         self.task = g = self.env_class(level, **kw)
@@ -139,12 +136,15 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self._reward = np.zeros(N, np.float64)
         self._advanced = np.zeros(N, bool)
         self._absorbed = np.zeros(N, bool)
-        # The rows of each thread: contiguous ranges, so each touches its own part of memory.
-        self._chunks = np.array_split(self.rows, self.threads)
+        self._going = np.zeros(N, np.int64)
+        self._spent = np.zeros(N, np.int64)
+        self._spent_at = np.zeros(N, np.int64)
+        # The parts of the step: contiguous ranges, so each touches its own part of memory.
+        self._bounds = np.linspace(0, N, threads + 1).round().astype(np.int64)
         self._state = kernel.Rows(*(getattr(self, name) for name in kernel.Rows._fields))
-        b = self.blocks
-        self._blocks = kernel.Blocks(b.kind, b.emb, b.fact, b.version, b.answer,
-                                     b.answer_version, b.asked_version, b.start)
+        self._blocks = kernel.Blocks(*(getattr(self.blocks, f) for f in kernel.Blocks._fields))
+        self._streams = kernel.Streams(*(getattr(self.stream_batch, f)
+                                         for f in kernel.Streams._fields))
 
     # ---- reset ---------------------------------------------------------------------------------
 
@@ -185,49 +185,7 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self.stream_batch.fill(rows, np.zeros(len(rows), np.int64), self.blocks,
                                limit=first_items)
 
-    # ---- threads -------------------------------------------------------------------------------
-
-    def _in_threads(self, fn, arg_sets) -> None:
-        """`fn(*args)` for each `args` of `arg_sets`, the first in this thread and the others in
-        the pool, and wait. `fn` runs kernels that release the GIL."""
-        if len(arg_sets) == 1:
-            fn(*arg_sets[0])
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="memgym-step")
-        futures = [self._pool.submit(fn, *args) for args in arg_sets[1:]]
-        fn(*arg_sets[0])
-        for f in futures:
-            f.result()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_pool"] = None  # threads do not pickle; a new pool starts on first use
-        return state
-
-    def close(self, **kwargs) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-        super().close(**kwargs)
-
     # ---- step ----------------------------------------------------------------------------------
-
-    def _step_rows(self, rows, actions, chosen_from, new_mask) -> None:
-        """The step of `rows` (one thread's part: rows never touch each other's state): each
-        row's action, new items where a row's block is used up, the next item current in the
-        rows that advanced and go on, the mask."""
-        cfg, blocks = self.config, self.blocks
-        kernel.act_rows(self._state, rows, actions, chosen_from, self._op_of, self._slot_of,
-                        cfg.max_inner_ops, cfg.write_cost, cfg.num_queries, self._op, self._slot,
-                        self._reward, self._advanced, self._absorbed)
-        advanced = rows[self._advanced[rows]]
-        going = advanced[self.t[advanced] < self.L]
-        spent = going[self.t[going] - blocks.start[going] >= blocks.filled[going]]
-        if len(spent):
-            self.stream_batch.fill(spent, self.t[spent], blocks, spread=False)
-        kernel.begin_rows(self._state, going, rows, self._blocks, new_mask, self.L,
-                          cfg.max_inner_ops, self.needs_bridge, self._log_queries)
 
     def step(self, actions):
         N, cfg = self.num_envs, self.config
@@ -238,8 +196,13 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         # The actions are checked against the mask they were chosen from; the new mask goes to
         # the other buffer, so an ended episode's last observation can keep the old one.
         chosen_from, new_mask = self.mask, self._prev_mask
-        self._in_threads(self._step_rows, [(rows, a, chosen_from, new_mask)
-                                           for rows in self._chunks])
+        sb = self.stream_batch
+        step_rows = kernel.step_rows if self.threads > 1 else kernel.step_rows_serial
+        step_rows(self._state, self._blocks, self._streams, self._bounds, a, chosen_from, new_mask,
+                  self._op_of, self._slot_of, cfg.max_inner_ops, cfg.write_cost, cfg.num_queries,
+                  self.L, sb.fact_end, sb.noise_scale, self.needs_bridge, self._log_queries,
+                  self._op, self._slot, self._reward, self._advanced, self._absorbed,
+                  self._going, self._spent, self._spent_at)
         self._prev_mask, self.mask = chosen_from, new_mask
         advanced = np.flatnonzero(self._advanced)
         going = self.t[advanced] < self.L

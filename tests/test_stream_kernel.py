@@ -10,7 +10,7 @@ import pytest
 from helpers import make
 from numba import njit
 
-from memgym.envs import kernel_random, stream_kernel
+from memgym.envs import kernel_random, stream_kernel, streaming_step
 from memgym.envs.config import ConfigError, QuerySchedule, StreamConfig
 from memgym.envs.kernel_random import normals, seed_row, shuffle, uniform
 from memgym.envs.stream import NEVER, ItemKind, StreamBatch, TaskStructure
@@ -27,6 +27,14 @@ def test_stream_kernels_record_the_generator_they_were_compiled_against():
         digest = hashlib.sha256(f.read()).hexdigest()
     assert stream_kernel.KERNEL_RANDOM_SHA256 == digest, (
         f"kernel_random.py changed: set KERNEL_RANDOM_SHA256 = {digest!r} in stream_kernel.py")
+
+
+def test_step_kernels_record_the_stream_kernels_they_were_compiled_against():
+    """The same for the vector env's step (streaming_step.py), which calls `fill_rows`."""
+    with open(stream_kernel.__file__, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert streaming_step.STREAM_KERNEL_SHA256 == digest, (
+        f"stream_kernel.py changed: set STREAM_KERNEL_SHA256 = {digest!r} in streaming_step.py")
 
 
 @njit
