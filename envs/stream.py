@@ -135,14 +135,13 @@ class StreamBatch:
             raise ConfigError(f"length {L}: no fact comes before query {query}; raise `length`")
 
     def fill(self, rows: np.ndarray, starts: np.ndarray, blocks: StreamBlocks,
-             spread: bool = True, limit: int | None = None) -> None:
+             limit: int | None = None) -> None:
         """The next items of each of `rows`, from `starts[n]` (the row's next ungenerated item)
         on, into the same rows of `blocks`: a block's worth, or `limit` items if fewer. The items
-        are the same however a stream is cut into fills. `spread=False` keeps the call on this
-        thread (for a caller that runs fills of other rows on other threads itself)."""
+        are the same however a stream is cut into fills."""
         rows = np.ascontiguousarray(rows, np.int64)
         starts = np.ascontiguousarray(starts, np.int64)
-        parallel = spread and len(rows) >= self.parallel_rows
+        parallel = len(rows) >= self.parallel_rows
         fill = kernel.fill_rows_parallel if parallel else kernel.fill_rows
         fill(
             rows, starts, blocks.block if limit is None else limit, self.cfg.length,
