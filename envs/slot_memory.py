@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bank import FACT, NUM_SLOT_FEATURES, VERSION, count_feature
+from .bank import FACT, NUM_SLOT_FEATURES, VERSION
 from .episode_metrics import Fate
 from .ops import ActionCodec, Op
+from .slot_observation import observe_rows
 from .streaming import NUM_ITEM_FEATURES
-
-LOG_SCALE = 1.0 / 8.0  # ages and counts are log-scaled as in bank.py
 
 
 def unit_rows(v: np.ndarray) -> np.ndarray:
@@ -53,6 +52,7 @@ class SlotMemory:
         self.deferred_mask = deferred_mask
         N, K, D, F = num_envs, capacity, dim, max(num_facts, 1)
         self.num_envs, self.capacity, self.dim, self.max_inner_ops = N, K, D, max_inner_ops
+        self._all_rows = np.arange(N)
         self.num_facts = F  # content ids below this are tracked for lost items
         self.codec = ActionCodec(capacity, num_world_actions)
         self.num_world_actions = num_world_actions
@@ -260,45 +260,19 @@ class SlotMemory:
     # ---- observation and metrics ---------------------------------------------------------------
 
     def observation(self, progress: np.ndarray, rows=None) -> dict[str, np.ndarray]:
-        """The contract's keys (new arrays) for `rows` (default: every env); `progress` per row."""
-        r = slice(None) if rows is None else rows
-        K, D = self.capacity, self.dim
-        item, recall, queries = self.item[r], self.recall[r], self.queries[r]
-        recall_valid, occ = self.recall_valid[r], self.occupied[r]
-        M = len(item)
-        item_obs = np.empty((M, D + NUM_ITEM_FEATURES), np.float32)
-        item_obs[:, :D] = item
-        f = item_obs[:, D:]
-        f[:, 0] = self.is_query[r]
-        f[:, 1] = progress
-        f[:, 2] = recall_valid
-        f[:, 3] = (item * recall).sum(-1)
-        f[:, 4] = (item * queries).sum(-1)
-        f[:, 5] = np.log1p(self.num_queries_seen[r]) * LOG_SCALE
-        f[:, 6] = 1.0 - self.inner_ops[r] / self.max_inner_ops
-        f[:, 7] = occ.sum(-1) / K
-        recall_obs = np.empty((M, D + 1), np.float32)
-        recall_obs[:, :D] = recall
-        recall_obs[:, D] = recall_valid
+        """The contract's keys (new arrays) for `rows` (default: every env); `progress` per row.
+        The features are computed by one compiled pass (`slot_observation.py`)."""
+        rows = self._all_rows if rows is None else np.ascontiguousarray(rows, np.int64)
+        K, D, M = self.capacity, self.dim, len(rows)
+        item = np.empty((M, D + NUM_ITEM_FEATURES), np.float32)
         slots = np.empty((M, K, D + NUM_SLOT_FEATURES), np.float32)
-        emb = self.emb[r]
-        slots[..., :D] = emb
-        s = slots[..., D:]
-        t = self.t[r, None]
-        s[..., 0] = occ
-        s[..., 1] = np.log1p(t - self.written_at[r]) * LOG_SCALE * occ
-        s[..., 2] = np.log1p(t - self.used_at[r]) * LOG_SCALE * occ
-        s[..., 3] = count_feature(self.slot_reads[r])
-        s[..., 4] = count_feature(self.slot_edits[r])
-        # One batched matmul for the three similarities; each env's row is the same product
-        # whatever the batch, so a single env and a vector env agree bit for bit. `[M, 3, D] x
-        # [M, D, K]` (the slots' transpose) is ~1.4x faster than `[M, K, D] x [M, D, 3]` and
-        # gives the same numbers.
-        probes = np.empty((M, 3, D), np.float32)
-        probes[:, 0], probes[:, 1], probes[:, 2] = item, recall, queries
-        s[..., 5:8] = np.matmul(probes, emb.transpose(0, 2, 1)).transpose(0, 2, 1)
-        return {"item": item_obs, "slots": slots, "recall": recall_obs,
-                "action_mask": self.mask[r].copy()}
+        recall = np.empty((M, D + 1), np.float32)
+        observe_rows(rows, np.ascontiguousarray(progress, np.float64), self.max_inner_ops,
+                     self.item, self.recall, self.queries, self.recall_valid, self.is_query,
+                     self.num_queries_seen, self.inner_ops, self.t, self.occupied, self.emb,
+                     self.written_at, self.used_at, self.slot_reads, self.slot_edits, item, slots,
+                     recall)
+        return {"item": item, "slots": slots, "recall": recall, "action_mask": self.mask[rows]}
 
     def summary_batch(self, rows) -> dict[str, np.ndarray]:
         """The streaming family's episode metrics (see `EpisodeMetrics.summary`), one per row."""

@@ -6,15 +6,18 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 
-from memgym.envs import similarity, streaming_step
+from memgym.envs import similarity, slot_observation, streaming_step
 
 
-def test_step_kernels_record_the_similarity_code_they_were_compiled_against():
+@pytest.mark.parametrize("module", [streaming_step, slot_observation])
+def test_kernels_record_the_similarity_code_they_were_compiled_against(module):
     with open(similarity.__file__, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    assert streaming_step.SIMILARITY_SHA256 == digest, (
-        f"similarity.py changed: set SIMILARITY_SHA256 = {digest!r} in streaming_step.py")
+    name = module.__name__.rsplit(".", 1)[-1]
+    assert module.SIMILARITY_SHA256 == digest, (
+        f"similarity.py changed: set SIMILARITY_SHA256 = {digest!r} in {name}.py")
 
 
 def test_dot_agrees_with_float64_and_does_not_depend_on_memory_layout():
