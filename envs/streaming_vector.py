@@ -8,8 +8,9 @@ the single env, one env per loop iteration, the envs split over the cores in one
 no per-step allocation beyond the returned arrays.
 
 Items come from one `StreamBatch` with a row per env, generated ahead `block` items at a time
-into `StreamBlocks` by compiled kernels: one call for all rows whose block is used up, one for
-all rows that start an episode; the step calls back into generation only then.
+into `StreamBlocks` by compiled kernels: inside the step's parallel call, one for the rows of
+each part whose block is used up; after it, one for the first item of every row that starts an
+episode.
 
 Autoreset is `SAME_STEP`: when an episode ends, the step returns the first observation of the
 next episode; the last observation of the ended one is in `info["final_obs"]` and its step info
@@ -136,6 +137,7 @@ class StreamingVectorEnv(gym.vector.VectorEnv):
         self._reward = np.zeros(N, np.float64)
         self._advanced = np.zeros(N, bool)
         self._absorbed = np.zeros(N, bool)
+        # Scratch of the step: the rows that go on to a next item, and those whose block is used up.
         self._going = np.zeros(N, np.int64)
         self._spent = np.zeros(N, np.int64)
         self._spent_at = np.zeros(N, np.int64)
