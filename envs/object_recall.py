@@ -7,6 +7,7 @@ from enum import IntEnum
 
 import numpy as np
 from gymnasium import spaces
+from numba import njit
 
 from .config import Level
 from .embedding import fixed_direction, unit
@@ -25,6 +26,26 @@ def offsets(where: np.ndarray, valid: np.ndarray, pos: np.ndarray, scale: np.nda
     bit for bit."""
     cells = np.rint(where * scale)
     return ((cells - pos) * valid[..., None]).astype(np.float32)
+
+
+@njit(cache=True)
+def _offset_features(pos, scale, recall_where, recall_valid, item_where, item_present,
+                     slot_where, occupied, recall_offset, item_offset, slot_offset) -> None:
+    """The vector env's `recall_offset`, `item_offset` (offset and flag) and `slot_offset` of `M`
+    rows in one pass: `offsets` element by element, with the same float64 arithmetic (a product
+    by the flag, as numpy's, so an invalid negative offset is -0.0 there too), bit for bit; the
+    numpy version took ~15 whole-batch operations a step."""
+    for m in range(pos.shape[0]):
+        for j in range(2):
+            p, sc = np.float64(pos[m, j]), scale[j]
+            valid, present = 1.0 if recall_valid[m] else 0.0, 1.0 if item_present[m] else 0.0
+            recall_offset[m, j] = (np.rint(np.float64(recall_where[m, j]) * sc) - p) * valid
+            item_offset[m, j] = (np.rint(np.float64(item_where[m, j]) * sc) - p) * present
+            for k in range(slot_where.shape[1]):
+                occ = 1.0 if occupied[m, k] else 0.0
+                slot_offset[m, k, j] = (np.rint(np.float64(slot_where[m, k, j]) * sc) - p) * occ
+        recall_offset[m, 2] = 1.0 if recall_valid[m] else 0.0
+        item_offset[m, 2] = 1.0 if item_present[m] else 0.0
 
 
 class RecallPhase(IntEnum):
@@ -306,15 +327,13 @@ class ObjectRecallVectorEnv(EmbodiedVectorEnv):
 
     def _extra_obs(self, r):
         mem, pos = self.memory, self.pos[r]
-        valid = mem.recall_valid[r]
-        recall_offset = np.empty((len(pos), 3), np.float32)
-        recall_offset[:, :2] = offsets(mem.recall_where[r], valid, pos, self._scale)
-        recall_offset[:, 2] = valid
-        present = self.item_pos[r, 0] >= 0
-        item_offset = np.empty((len(pos), 3), np.float32)
-        item_offset[:, :2] = offsets(mem.where[r], present, pos, self._scale)
-        item_offset[:, 2] = present
-        slot_offset = offsets(mem.slot_where[r], mem.occupied[r], pos[:, None], self._scale)
+        M, K = len(pos), mem.capacity
+        recall_offset = np.empty((M, 3), np.float32)
+        item_offset = np.empty((M, 3), np.float32)
+        slot_offset = np.empty((M, K, 2), np.float32)
+        _offset_features(pos, self._scale, mem.recall_where[r], mem.recall_valid[r], mem.where[r],
+                         self.item_pos[r, 0] >= 0, mem.slot_where[r], mem.occupied[r],
+                         recall_offset, item_offset, slot_offset)
         return {"recall_offset": recall_offset, "item_offset": item_offset,
                 "slot_offset": slot_offset}
 
