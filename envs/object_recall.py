@@ -36,16 +36,16 @@ def _offset_features(pos, scale, recall_where, recall_valid, item_where, item_pr
     by the flag, as numpy's, so an invalid negative offset is -0.0 there too), bit for bit; the
     numpy version took ~15 whole-batch operations a step."""
     for m in range(pos.shape[0]):
+        valid, present = 1.0 if recall_valid[m] else 0.0, 1.0 if item_present[m] else 0.0
         for j in range(2):
             p, sc = np.float64(pos[m, j]), scale[j]
-            valid, present = 1.0 if recall_valid[m] else 0.0, 1.0 if item_present[m] else 0.0
             recall_offset[m, j] = (np.rint(np.float64(recall_where[m, j]) * sc) - p) * valid
             item_offset[m, j] = (np.rint(np.float64(item_where[m, j]) * sc) - p) * present
             for k in range(slot_where.shape[1]):
                 occ = 1.0 if occupied[m, k] else 0.0
                 slot_offset[m, k, j] = (np.rint(np.float64(slot_where[m, k, j]) * sc) - p) * occ
-        recall_offset[m, 2] = 1.0 if recall_valid[m] else 0.0
-        item_offset[m, 2] = 1.0 if item_present[m] else 0.0
+        recall_offset[m, 2] = valid
+        item_offset[m, 2] = present
 
 
 class RecallPhase(IntEnum):

@@ -17,11 +17,10 @@ import math
 import numpy as np
 from numba import njit
 
-from .bank import _LOG_COUNT, COUNT_CAP
+from .bank import _LOG_COUNT, _LOG_SCALE, COUNT_CAP
 from .similarity import dot32
 
 SIMILARITY_SHA256 = "8309b57724ddf3d9b0874948dfc28c3e37b9a974c752cf05e2ea16ee72897ecd"
-LOG_SCALE = 1.0 / 8.0  # ages and counts are log-scaled as in bank.py
 
 
 @njit(cache=True)
@@ -49,7 +48,7 @@ def observe_rows(rows, progress, max_inner_ops, item, recall, queries, recall_va
         out[D + 2] = 1.0 if recall_valid[i] else 0.0
         out[D + 3] = dot32(it, rc)
         out[D + 4] = dot32(it, qu)
-        out[D + 5] = math.log1p(num_queries_seen[i]) * LOG_SCALE
+        out[D + 5] = math.log1p(num_queries_seen[i]) * _LOG_SCALE
         out[D + 6] = 1.0 - inner_ops[i] / max_inner_ops
         out[D + 7] = size / K
         rec = recall_obs[n]
@@ -63,8 +62,8 @@ def observe_rows(rows, progress, max_inner_ops, item, recall, queries, recall_va
                 row[d] = e[d]
             if occupied[i, k]:
                 row[D] = 1.0
-                row[D + 1] = math.log1p(now - written_at[i, k]) * LOG_SCALE
-                row[D + 2] = math.log1p(now - used_at[i, k]) * LOG_SCALE
+                row[D + 1] = math.log1p(now - written_at[i, k]) * _LOG_SCALE
+                row[D + 2] = math.log1p(now - used_at[i, k]) * _LOG_SCALE
             else:
                 row[D] = row[D + 1] = row[D + 2] = 0.0
             row[D + 3] = _LOG_COUNT[min(slot_reads[i, k], COUNT_CAP)]
