@@ -24,6 +24,17 @@ def held_out_curve(run: Path, metric: str) -> list[dict]:
     return points
 
 
+def take_off(points: list[dict], metric: str, level: float = 0.8, window: int = 5) -> int | None:
+    """The env step at which the mean of `window` consecutive held-out evaluations first reaches
+    `level` (the step of the last of them), or None if it never does: when a run "took off",
+    robust to one lucky evaluation of a few episodes."""
+    values = [p[metric] for p in points]
+    for end in range(window, len(values) + 1):
+        if sum(values[end - window:end]) / window >= level:
+            return points[end - 1]["step"]
+    return None
+
+
 def final(run: Path, metric: str) -> dict | None:
     """The final evaluation's mean and 95% CI, or None for a run that did not finish."""
     path = run / "eval.json"
@@ -38,10 +49,12 @@ def main(argv=None) -> int:
     p.add_argument("--metric", default="accuracy")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     p.add_argument("--title", default=None)
+    p.add_argument("--take-off", type=float, default=0.8, metavar="LEVEL",
+                   help="report where the mean of 5 evaluations in a row first reaches LEVEL")
     args = p.parse_args(argv)
     curves, levels = {}, {}
-    print(f"| run | env steps | final held-out {args.metric} |")
-    print("|---|---:|---|")
+    print(f"| run | env steps | take-off ({args.take_off:g}) | final held-out {args.metric} |")
+    print("|---|---:|---:|---|")
     for run in args.runs:
         points = held_out_curve(run, args.metric)
         end = final(run, args.metric)
@@ -49,7 +62,9 @@ def main(argv=None) -> int:
         curves[label] = points
         steps = f"{points[-1]['step']:,}" if points else "-"
         shown = "unfinished" if end is None else f"{end['mean']:.3f} ± {end['ci95']:.3f}"
-        print(f"| {run.name} | {steps} | {shown} |")
+        up = take_off(points, args.metric, args.take_off)
+        up_shown = "never" if up is None else f"{up:,}"
+        print(f"| {run.name} | {steps} | {up_shown} | {shown} |")
         levels_path = run / "baseline_levels.json"
         if levels_path.exists() and not levels:
             levels = json.loads(levels_path.read_text())
