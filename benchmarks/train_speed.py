@@ -17,7 +17,11 @@ With `--overlap`, ours collects on one Ray rollout worker while its learner upda
 (`overlap: true`: the next batch comes from the weights before the update). Its work then runs in
 two processes, so only the wall-clock ratio compares like with like; the CPU-time one is left out.
 
-Run it with `memgym bench train [--json PATH] [--steps N] [--rounds R] [--policy NET] [--overlap]`.
+With `--precision bf16`, ours runs its update under bfloat16 autocast (`precision: bf16`); SB3
+stays in float32, as sb3-contrib trains. Network, batch and parameters are still the same.
+
+Run it with `memgym bench train [--json PATH] [--steps N] [--rounds R] [--policy NET] [--overlap]
+[--precision bf16]`.
 """
 
 from __future__ import annotations
@@ -106,7 +110,7 @@ def _timed(fn: Callable[[], None]) -> tuple[float, float]:
 
 def run_bench(steps: int = 32_768, rounds: int = 2, command: str = "memgym bench train",
               log: Callable[[str], None] = print, overlap: bool = False,
-              **overrides) -> TrainBenchResult:
+              precision: str = "fp32", **overrides) -> TrainBenchResult:
     """Time `steps` env steps (rounded up to whole batches) per side per round."""
     import torch
 
@@ -114,7 +118,8 @@ def run_bench(steps: int = 32_768, rounds: int = 2, command: str = "memgym bench
     from memgym.trainers.run import Trainer
     from memgym.trainers.sb3_backend import build_model, make_sb3_env, network_of
 
-    cfg = bench_config(**overrides, **(dict(num_workers=1, overlap=True) if overlap else {}))
+    cfg = bench_config(**overrides, precision=precision,
+                       **(dict(num_workers=1, overlap=True) if overlap else {}))
     batch = cfg.num_envs * cfg.rollout_steps
     iterations = max(1, -(-steps // batch))
     torch.set_num_threads(cfg.torch_threads)
@@ -129,7 +134,7 @@ def run_bench(steps: int = 32_768, rounds: int = 2, command: str = "memgym bench
             date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"), command=command,
             config={k: v for k, v in cfg.to_dict().items()
                     if k in ("env", "policy", "hidden", "num_envs", "rollout_steps", "epochs",
-                             "minibatches", "torch_threads")},
+                             "minibatches", "torch_threads", "precision")},
             parameters={SIDES[0]: count(ours.net), SIDES[1]: count(sb3.policy)},
             machine=machine_info() | {"torch": torch.__version__}, overlap=overlap,
         )
@@ -159,6 +164,8 @@ def table(result: TrainBenchResult) -> str:
     rows = [["trainer", "steps/s (wall)", "steps/s (CPU time)", "parameters"],
             ["---", "---:", "---:", "---:"]]
     ours = "num_workers 1, overlap" if result.overlap else "num_workers 0"
+    if result.config.get("precision", "fp32") != "fp32":
+        ours += f", {result.config['precision']} update"
     names = {SIDES[0]: f"memgym PPO (`Trainer`, {ours})", SIDES[1]: "sb3-contrib MaskablePPO"}
     for s in SIDES:
         cpu = "— (two processes)" if s == SIDES[0] and result.overlap else \

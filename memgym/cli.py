@@ -127,9 +127,11 @@ def _bench_train(args) -> int:
         command += f" --policy {args.policy}"
     if args.overlap:
         command += " --overlap"
+    if args.precision != "fp32":
+        command += f" --precision {args.precision}"
     try:
         result = run_bench(args.steps, args.rounds, command=command, overlap=args.overlap,
-                           **overrides)
+                           precision=args.precision, **overrides)
     except ConfigError as e:
         raise UsageError(f"config error: {e}") from None
     print()
@@ -338,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--policy", help="train: network of both trainers (default: the config default)")
     b.add_argument("--overlap", action="store_true",
                    help="train: ours collects on one Ray worker beside its update (overlap=true)")
+    b.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="train: our update's precision (SB3 trains in float32)")
     b.set_defaults(func=_cmd_bench)
     return p
 

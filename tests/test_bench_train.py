@@ -8,6 +8,7 @@ pytest.importorskip("sb3_contrib")
 
 from memgym.benchmarks.train_speed import SIDES, run_bench, summary  # noqa: E402
 from memgym.cli import main  # noqa: E402
+from memgym.trainers.config import native_bf16  # noqa: E402
 
 SMALL = {"env": "memgym/Conflict-Easy-v0", "num_envs": 4, "rollout_steps": 64}
 
@@ -33,3 +34,11 @@ def test_bench_train_cli_errors_exit_2(capsys):
 def test_bench_envs_is_still_there():
     # The envs bench shares the subcommand; its argument checking still answers.
     assert main(["bench", "envs", "--seconds", "0"]) == 2
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bfloat16")
+def test_a_bf16_bench_runs_ours_in_bf16_and_sb3_in_float32():
+    result = run_bench(steps=200, rounds=1, log=lambda _: None, precision="bf16", **SMALL)
+    assert result.config["precision"] == "bf16"
+    assert result.parameters[SIDES[0]] == result.parameters[SIDES[1]]
+    assert "bf16 update" in summary(result)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import Algo, TrainConfig
+from .config import Algo, Precision, TrainConfig
 from .rollout import Rollout
 
 
@@ -58,6 +58,9 @@ def update(
     init_state = None if batch.initial_state is None else torch.from_numpy(batch.initial_state)
     recurrent = getattr(net, "recurrent", False)
     T, N = actions.shape
+    # Mixed precision: the network's ops in bfloat16 where autocast allows, the loss in float32.
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16,
+                              enabled=cfg.precision is Precision.BF16)
     with torch.no_grad():
         ref_logp_all = None
         if reference is not None and cfg.kl_coef > 0:
@@ -76,16 +79,18 @@ def update(
             order = torch.randperm(T * N, generator=generator)
             chunks = order.chunk(cfg.minibatches)
         for idx in chunks:
-            if recurrent:
-                logits, values = _forward(net, {k: v[:, idx] for k, v in obs.items()},
-                                          init_state[idx], starts[:, idx])
-                sel = (slice(None), idx)
-                mb = lambda x: x[sel]  # noqa: E731
-            else:
-                t_idx, n_idx = idx // N, idx % N
-                mb_obs = {k: v[t_idx, n_idx] for k, v in obs.items()}
-                logits, values, _ = net(mb_obs)
-                mb = lambda x: x[t_idx, n_idx]  # noqa: E731
+            with autocast:
+                if recurrent:
+                    logits, values = _forward(net, {k: v[:, idx] for k, v in obs.items()},
+                                              init_state[idx], starts[:, idx])
+                    sel = (slice(None), idx)
+                    mb = lambda x: x[sel]  # noqa: E731
+                else:
+                    t_idx, n_idx = idx // N, idx % N
+                    mb_obs = {k: v[t_idx, n_idx] for k, v in obs.items()}
+                    logits, values, _ = net(mb_obs)
+                    mb = lambda x: x[t_idx, n_idx]  # noqa: E731
+            logits, values = logits.float(), values.float()
             logp, entropy, logp_all = _logp_entropy(logits, mb(actions))
             w = mb(valid)
             denom = w.sum().clamp(min=1.0)
