@@ -146,6 +146,15 @@ def test_bf16_is_refused_where_the_cpu_would_emulate_it(monkeypatch):
     with pytest.raises(ConfigError, match="no native bfloat16.*set precision=fp32"):
         load_config(None, {"precision": "bf16"})
     assert load_config(None, {"precision": "fp32"}).precision.value == "fp32"
+    assert load_config(None, {"precision": "auto"}).precision.value == "fp32"
+
+
+def test_auto_precision_is_bf16_only_where_native_and_ours(monkeypatch):
+    monkeypatch.setattr(config_module, "native_bf16", lambda: True)
+    assert load_config(None, {"precision": "auto"}).precision.value == "bf16"
+    assert load_config(None, {"precision": "auto", "algo": "grpo"}).precision.value == "bf16"
+    sb3 = load_config(None, {"precision": "auto", "algo": "maskable_ppo"})
+    assert sb3.precision.value == "fp32"
 
 
 @needs_bf16

@@ -41,6 +41,7 @@ class DiscountClock(str, Enum):
 class Precision(str, Enum):
     FP32 = "fp32"  # float32 throughout
     BF16 = "bf16"  # the update's forward and backward under bfloat16 autocast (`learner.py`)
+    AUTO = "auto"  # bf16 where the CPU has native bfloat16 (and the algo is ours), else fp32
 
 
 def native_bf16() -> bool:
@@ -171,7 +172,8 @@ class TrainConfig:
     against 0.39 s on a CPU with AVX512-BF16 (BENCHMARKS.md). Rollouts and evaluation stay in
     float32; the clipped ratio absorbs the rounding between the two (mean |log-prob difference|
     ~0.002). Refused where the CPU has no native bfloat16 (emulated, it would be slower). PPO and
-    GRPO; not the SB3 backend."""
+    GRPO; not the SB3 backend. `auto` picks bf16 where it is native and the algo is ours, else
+    fp32; the resolved config (config.yaml) records which ran."""
 
     def __post_init__(self):
         self.algo = _enum(Algo, self.algo, "algo")
@@ -224,6 +226,9 @@ class TrainConfig:
         if self.critic is Critic.PRIVILEGED and self.algo is not Algo.PPO:
             raise ConfigError(f"critic=privileged is for algo=ppo (algo={self.algo.value} "
                               "has no critic of ours): set critic=observation")
+        if self.precision is Precision.AUTO:
+            ours = self.algo is not Algo.MASKABLE_PPO
+            self.precision = Precision.BF16 if ours and native_bf16() else Precision.FP32
         if self.precision is Precision.BF16:
             if self.algo is Algo.MASKABLE_PPO:
                 raise ConfigError("precision=bf16 is for algo=ppo or grpo (the SB3 backend trains "
