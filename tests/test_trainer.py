@@ -35,6 +35,8 @@ def _params(net):
     ("grpo", {"env": "memgym/ObjectRecall-Easy-v0", "query_addressing": True, "store_novelty": True}),
     pytest.param("ppo", {"precision": "bf16"}, marks=needs_bf16),
     pytest.param("grpo", {"precision": "bf16"}, marks=needs_bf16),
+    pytest.param("ppo", {"precision": "bf16", "policy": "recurrent"}, marks=needs_bf16),
+    pytest.param("ppo", {"precision": "bf16", "policy": "slot_attention"}, marks=needs_bf16),
 ])
 def test_one_iteration_changes_every_layer(tmp_path, algo, options):
     cfg = load_config(None, {**TINY, "algo": algo, "group_size": 4, **options})
