@@ -173,7 +173,8 @@ class TrainConfig:
     float32; the clipped ratio absorbs the rounding between the two (mean |log-prob difference|
     ~0.002). Refused where the CPU has no native bfloat16 (emulated, it would be slower). PPO and
     GRPO; not the SB3 backend. `auto` picks bf16 where it is native and the algo is ours, else
-    fp32; the resolved config (config.yaml) records which ran."""
+    fp32; the resolved config (config.yaml) records which ran. Faster to a given accuracy in
+    the first minutes; in one 15-minute Conflict run it then settled lower (0.933 against 0.953)."""
 
     def __post_init__(self):
         self.algo = _enum(Algo, self.algo, "algo")
