@@ -32,8 +32,10 @@ CONFIGS = {"ppo": "quickstart.yaml", "grpo": "grpo_conflict.yaml", "maskable_ppo
 def train(algo: str, minutes: float, out: Path, seed: int, reuse: bool) -> dict:
     """Train one algorithm (or, with `reuse`, read back a finished run folder) and summarise it
     from the files every run writes: metrics.jsonl, eval.json, baseline_levels.json."""
+    # float32 throughout: the quickstart's `precision: auto` is for its 4 minutes; over 15 the
+    # bf16 update settled lower (BENCHMARKS.md, "Training throughput").
     cfg = load_config(ROOT / "configs" / CONFIGS[algo], {
-        "time_limit_minutes": minutes, "total_steps": 10**9, "seed": seed})
+        "time_limit_minutes": minutes, "total_steps": 10**9, "seed": seed, "precision": "fp32"})
     run_dir = out / algo
     if not (reuse and (run_dir / "eval.json").exists()):
         run_training(cfg, run_dir, progress=True)
