@@ -47,7 +47,7 @@ class RecallDiagnosis:
 
 
 def diagnose(run: str, episodes: int = 100, seed: int = EVAL_SEED) -> RecallDiagnosis:
-    cfg = TrainConfig(**checkpoint.load(run)["config"])
+    cfg = TrainConfig.for_inference(checkpoint.load(run)["config"])
     env = gym.make(cfg.env, **cfg.env_kwargs).unwrapped
     if not isinstance(env, ObjectRecallEnv):
         raise ValueError(f"{run} trained on {cfg.env}, not an ObjectRecall task")

@@ -288,3 +288,22 @@ def test_an_embodied_checkpoint_from_before_its_privileged_critic_still_evaluate
     assert policy.net.privileged_dim == 0
     with pytest.raises(checkpoint.CheckpointError, match="cannot be resumed"):
         Trainer(load_config(tmp_path / "run" / "config.yaml"), tmp_path / "run", resume=True)
+
+
+@needs_bf16
+def test_a_bf16_run_evaluates_where_the_cpu_has_no_bfloat16(tmp_path, monkeypatch):
+    """Precision concerns the update only: evaluation and rollout workers load such a run
+    anywhere, while training it again there is refused before any work."""
+    from memgym.trainers.loading import load_policy
+    from memgym.trainers.rollout import RolloutWorker
+
+    cfg = load_config(None, {**TINY, "precision": "bf16"})
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.train(max_iterations=2, progress=False)
+    trainer.close()
+    monkeypatch.setattr(config_module, "native_bf16", lambda: False)
+    policy = load_policy(tmp_path / "run")
+    assert sum(p.numel() for p in policy.net.parameters()) > 0
+    RolloutWorker(cfg.to_dict(), seed=0).close()
+    with pytest.raises(ConfigError, match="no native bfloat16"):
+        load_config(tmp_path / "run" / "config.yaml")

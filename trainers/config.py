@@ -240,6 +240,13 @@ class TrainConfig:
         if self.policy is Architecture.RECURRENT and self.algo is Algo.MASKABLE_PPO:
             raise ConfigError("maskable_ppo has no recurrent policy here: use policy=slot_attention")
 
+    @classmethod
+    def for_inference(cls, data: dict[str, Any]) -> TrainConfig:
+        """A saved config for work that never runs the update (rollout workers, evaluation,
+        export, diagnosis): `precision` concerns the update only, so a bf16 run still loads on a
+        machine without native bfloat16."""
+        return cls(**{**data, "precision": Precision.FP32})
+
     # ---- I/O -----------------------------------------------------------------------------------
 
     def network(self, observation_space, privileged_dim: int = 0):

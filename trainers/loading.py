@@ -13,7 +13,7 @@ from .vector import critic_width, make_vector_env
 
 def load_policy(path: str | Path, deterministic: bool = True) -> NeuralPolicy:
     payload = checkpoint.load(path)
-    cfg = TrainConfig(**payload["config"])
+    cfg = TrainConfig.for_inference(payload["config"])
     probe = make_vector_env(cfg.env, cfg.env_kwargs, 1)
     space = probe.single_observation_space
     width = saved_critic_width(payload["net"], cfg, space, critic_width(cfg, probe))

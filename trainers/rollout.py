@@ -58,7 +58,7 @@ def step_bound(env) -> int:
 
 class RolloutWorker:
     def __init__(self, cfg: TrainConfig | dict, seed: int):
-        self.cfg = cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig(**cfg)
+        self.cfg = cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.for_inference(cfg)
         torch.set_num_threads(cfg.torch_threads)
         self.env = make_vector_env(cfg.env, cfg.env_kwargs, cfg.num_envs)
         # An asymmetric critic's hidden-state features ride along in the batch's observations
